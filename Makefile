@@ -1,0 +1,34 @@
+# Two commands do all the set-up: `make demo` and `make test` (each creates .venv if needed).
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# Ray: one parquet footer reader on small machines; MLflow's file store is in maintenance mode.
+export RAY_DATA_PARQUET_FOOTER_NUM_ACTORS ?= 1
+
+.PHONY: demo test test-fast lint bench-preprocess bench-train bench-quality clean-data
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/dmt demo --config jobs/configs/demo.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pipeline tests jobs
+
+bench-preprocess: $(STAMP)
+	$(PY) jobs/benchmarks/preprocess_bench.py
+
+clean-data:
+	rm -rf data ray_results mlflow.db mlartifacts

@@ -1,0 +1,63 @@
+"""The ``dmt`` command line: one entry point, one subcommand per stage of the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pipeline.config import ConfigError
+
+# name -> (module under pipeline.commands, one-line help). Order is the order of `dmt --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("config_cmd", "print the resolved config, or every key with its default"),
+    "synth": ("synth", "write the synthetic audio-visual benchmark (real mp4 files)"),
+    "frame": ("frame", "render a video's annotated frame to PNG (boxes drawn)"),
+    "preprocess": ("preprocess", "decode videos into Parquet shards with Ray Data"),
+    "train": ("train", "train DMT (stage 1 + stage 2) with Ray Train, tracked in MLflow"),
+    "evaluate": ("evaluate", "evaluate a checkpoint on preprocessed shards"),
+    "tune": ("tune", "sweep DMT's thresholds and EMA decay with Ray Tune"),
+    "localize": ("localize", "localize the sounding object in a new video"),
+    "submit": ("submit", "submit a job to a Ray cluster and stream its logs"),
+    "jobs": ("jobs", "list recent Ray jobs"),
+    "bench": ("bench", "benchmarks (quality of DMT against baselines)"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    """Commands whose module exists in this version of the package."""
+    out = {}
+    for name, (module, help_text) in COMMANDS.items():
+        if importlib.util.find_spec(f"pipeline.commands.{module}") is not None:
+            out[name] = (module, help_text)
+    return out
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
+    parser = argparse.ArgumentParser(prog="dmt", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = {}
+    for name, (module, help_text) in _available().items():
+        mod = importlib.import_module(f"pipeline.commands.{module}")
+        p = sub.add_parser(name, help=help_text, description=getattr(mod, "__doc__", None))
+        mod.add_arguments(p)
+        modules[name] = module
+    return parser, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    mod = importlib.import_module(f"pipeline.commands.{modules[args.command]}")
+    try:
+        return int(mod.run(args) or 0)
+    except ConfigError as exc:
+        print(f"dmt {args.command}: config error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""CLI subcommands. Each module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+
+Modules are imported only when their command runs, so ``dmt --help`` and config errors stay fast
+and never start Ray or MLflow.
+"""

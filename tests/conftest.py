@@ -1,0 +1,46 @@
+"""Shared fixtures: one Ray instance per test session, one small synthetic benchmark."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+METADATA = SHARED / "data" / "avsl-metadata"
+
+# Small machines: one parquet footer reader instead of 32 (see RAY-NOTES).
+os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
+
+
+@pytest.fixture(scope="session")
+def metadata_dir() -> Path:
+    if not METADATA.is_dir():
+        pytest.fail(f"real annotation files expected at {METADATA} (the shared/ folder)")
+    return METADATA
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray instance shared by the whole session, with explicit small resources."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def synth_small(tmp_path_factory) -> Path:
+    """A tiny synthetic benchmark (real mp4 files) shared by tests that read clips."""
+    from pipeline.config import SynthConfig
+    from pipeline.synth import generate
+
+    out = tmp_path_factory.mktemp("synth_small")
+    cfg = SynthConfig(clips=24, labeled=6, test=6, seed=7, duration=2.0, workers=2)
+    generate(cfg, out, progress=False)
+    return out
