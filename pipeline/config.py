@@ -279,8 +279,9 @@ def from_dict(data: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config
     return cfg
 
 
-def load(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load a YAML config (or the defaults when ``path`` is None) and apply ``key=value`` overrides."""
+def load(path: str | os.PathLike | None = None,
+         overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML config (defaults when ``path`` is None), then apply ``key=value`` overrides."""
     data: dict = {}
     if path is not None:
         p = Path(path)
@@ -325,7 +326,7 @@ def describe_keys() -> list[tuple[str, Any, str]]:
 
 @dataclass(frozen=True)
 class DataPaths:
-    """Absolute locations derived from ``DataConfig`` (workers change directory, so resolve early)."""
+    """Absolute paths derived from ``DataConfig`` (workers change directory: resolve early)."""
 
     root: Path
     synth: Path
