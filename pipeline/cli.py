@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "write the synthetic audio-visual benchmark (real mp4 files)"),
     "frame": ("frame", "render a video's annotated frame to PNG (boxes drawn)"),
     "preprocess": ("preprocess", "decode videos into Parquet shards with Ray Data"),
+    "demo": ("demo", "the main job: synth, preprocess, train, evaluate, on embedded defaults"),
     "train": ("train", "train DMT (stage 1 + stage 2) with Ray Train, tracked in MLflow"),
     "evaluate": ("evaluate", "evaluate a checkpoint on preprocessed shards"),
     "tune": ("tune", "sweep DMT's thresholds and EMA decay with Ray Tune"),

@@ -137,6 +137,7 @@ class TrainConfig:
     max_failures: int = _f(2, lo=-1, help="worker failures Train retries (-1: forever)")
     storage: str = _f("", help="Ray Train storage path (default: ./ray_results)")
     threads: int = _f(0, lo=0, help="torch threads per worker (0: cpus_per_worker)")
+    data_cpus: float = _f(0.5, lo=0.01, help="CPUs per Ray Data task feeding training")
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Ray Train shell around ``pipeline.dmt``: data, worker loop, checkpoints, MLflow logging."""

@@ -1,0 +1,51 @@
+"""Checkpoint files: everything to resume (networks, optimiser, RNG, step, stage, epoch, config).
+
+One file, ``state.pt``, written with ``torch.save`` and read with ``torch.load(weights_only=True)``
+(only tensors, numbers, strings, lists and dicts inside), so loading a checkpoint never runs code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FILENAME = "state.pt"
+FORMAT = 1
+
+
+def save(folder: str | os.PathLike, state_dict: dict[str, Any], *, epoch: int,
+         config: dict[str, Any], metrics: dict[str, float] | None = None) -> Path:
+    """Write ``folder/state.pt`` (atomically) and return its path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / FILENAME
+    tmp = path.with_suffix(".tmp")
+    torch.save({"format": FORMAT, "state": state_dict, "epoch": int(epoch), "config": config,
+                "metrics": dict(metrics or {})}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def find(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a folder holding one (a Ray checkpoint folder, an MLflow artifact)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        hits = sorted(p.rglob(FILENAME))
+        if hits:
+            return hits[-1]
+        raise FileNotFoundError(f"no {FILENAME} under {p}")
+    raise FileNotFoundError(f"checkpoint not found: {p}")
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save`, safely (``weights_only=True``)."""
+    file = find(path)
+    data = torch.load(file, map_location=map_location, weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{file}: not a dmt-avsl checkpoint (format {FORMAT})")
+    return data

@@ -1,0 +1,53 @@
+"""PNG overlays of localization maps on their frames, for MLflow and `dmt localize`."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: workers and CI have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+
+def _draw(ax, frame: np.ndarray, heat: np.ndarray, boxes: Sequence[Sequence[float]],
+          title: str, pred_box: Sequence[float] | None = None) -> None:
+    """frame (H, W, 3) uint8; heat (h, w) in [0, 1], stretched over the frame; boxes normalised."""
+    h, w = frame.shape[:2]
+    ax.imshow(frame)
+    ax.imshow(heat, cmap="jet", alpha=0.45, extent=(0, w, h, 0), vmin=0.0, vmax=1.0)
+    for x0, y0, x1, y1 in boxes:
+        ax.add_patch(Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h,
+                               fill=False, edgecolor="white", linewidth=2))
+    if pred_box is not None:
+        x0, y0, x1, y1 = pred_box
+        ax.add_patch(Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h,
+                               fill=False, edgecolor="yellow", linewidth=2, linestyle="--"))
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def overlay_grid_png(items: Sequence[dict], columns: int = 3, suptitle: str = "") -> bytes:
+    """One PNG with a panel per item.
+
+    Each item: ``frame`` (H, W, 3) uint8, ``map`` (h, w) in [0, 1], ``boxes`` (true boxes,
+    normalised; white), optional ``pred_box`` (normalised; dashed yellow) and ``title``.
+    """
+    n = max(len(items), 1)
+    cols = min(columns, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    for ax in axes.flat[len(items):]:
+        ax.axis("off")
+    for ax, item in zip(axes.flat, items, strict=False):
+        _draw(ax, item["frame"], item["map"], item.get("boxes", ()), item.get("title", ""),
+              item.get("pred_box"))
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()

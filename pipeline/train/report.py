@@ -1,0 +1,35 @@
+"""Plain-text result tables for the terminal (`dmt train`, `dmt evaluate`, `dmt demo`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+COLUMNS = ("ciou", "auc", "mean_ciou", "ciou_fixed", "auc_fixed", "mse")
+
+
+def metrics_table(metrics: dict[str, float], prefix: str = "test",
+                  names: Iterable[str] | None = None) -> str:
+    """Rows ``{prefix}/{name}/{column}`` of ``metrics`` as an aligned table."""
+    if names is None:
+        names = sorted({k.split("/")[1] for k in metrics
+                        if k.startswith(prefix + "/") and k.count("/") == 2})
+    lines = [f"{'model':14s} " + " ".join(f"{c:>10s}" for c in COLUMNS)]
+    for name in names:
+        cells = [metrics.get(f"{prefix}/{name}/{c}") for c in COLUMNS]
+        if all(c is None for c in cells):
+            continue
+        lines.append(f"{name:14s} " + " ".join(
+            f"{c:10.3f}" if c is not None else f"{'-':>10s}" for c in cells))
+    return "\n".join(lines)
+
+
+def print_outcome(outcome, say=print) -> None:
+    from pipeline.tracking import ui_command
+
+    say("")
+    say(metrics_table(outcome.metrics))
+    say("")
+    say(f"MLflow run: {outcome.run_id}")
+    if outcome.checkpoint_path:
+        say(f"checkpoint: {outcome.checkpoint_path}")
+    say(f"browse:     {ui_command(outcome.tracking_uri)}")
