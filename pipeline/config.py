@@ -76,6 +76,7 @@ class DataConfig:
     decode_concurrency: int = _f(2, lo=1, help="Ray Data decode tasks at once")
     decode_batch_size: int = _f(16, lo=1)
     val_fraction: float = _f(0.25, lo=0.0, hi=0.9, help="labeled ids held out for tuning")
+    val_list: str = _f("", help="id list of the validation split (default: val_fraction)")
     synth: SynthConfig = field(default_factory=SynthConfig)
 
 
@@ -148,6 +149,20 @@ class TrackingConfig:
 
 
 @dataclass
+class TuneConfig:
+    """`dmt tune`: the sweep's objective, scheduler and resources (the space is a YAML file)."""
+
+    objective: str = _f("val/ciou", help="metric the sweep maximises (teachers' mean map)")
+    mode: str = _f("max", choices=("max", "min"))
+    scheduler: str = _f("asha", choices=("asha", "fifo"))
+    grace_period: int = _f(2, lo=1, help="ASHA: epochs before a trial can be stopped")
+    reduction_factor: int = _f(2, lo=2, help="ASHA: keep 1/reduction_factor per rung")
+    max_concurrent: int = _f(0, lo=0, help="trials at once (0: as many as the cluster fits)")
+    trial_cpus: float = _f(0.25, lo=0.01, help="CPUs of a trial's driver function")
+    seed: int = _f(0, lo=0, help="seed of the search")
+
+
+@dataclass
 class Config:
     name: str = _f("demo")
     data: DataConfig = field(default_factory=DataConfig)
@@ -156,6 +171,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
 
 # ---------------------------------------------------------------- flatten / set
@@ -266,6 +282,11 @@ def _validate_relations(cfg: Config) -> None:
                           f"({s.area_max})")
     if s.distractors_min > s.distractors_max:
         raise ConfigError("data.synth.distractors_min must be <= data.synth.distractors_max")
+    needed = s.distractors_max + (2 if s.two_sounding > 0 else 1)
+    if s.categories < needed:
+        raise ConfigError(f"data.synth.categories ({s.categories}) must be >= "
+                          f"distractors_max + sounding objects ({needed}): every object in a "
+                          f"scene has its own category")
     if s.frame_size % 2:
         raise ConfigError(f"data.synth.frame_size: {s.frame_size} must be even (H.264)")
 
@@ -335,6 +356,25 @@ class DataPaths:
     annotations: Path
     lists: Path
     shards: Path
+
+
+PATH_KEYS = ("data.root", "data.videos", "data.annotations", "data.lists", "data.shards",
+             "data.val_list", "model.visual_weights", "train.storage")
+
+
+def resolve_paths(cfg: Config, base: str | os.PathLike | None = None) -> Config:
+    """A copy of ``cfg`` whose relative paths are absolute against ``base`` (default: the
+    current directory). Done on the driver: Tune trials and Train workers change directory."""
+    out = from_dict(to_dict(cfg))
+    base_dir = Path(base or os.getcwd())
+    for key in PATH_KEYS:
+        section, name = key.split(".")
+        value = getattr(getattr(out, section), name)
+        if value and not Path(value).is_absolute():
+            setattr(getattr(out, section), name, str((base_dir / value).resolve()))
+    if not out.train.storage:
+        out.train.storage = str((base_dir / "ray_results").resolve())
+    return out
 
 
 def data_paths(data: DataConfig, base: str | os.PathLike | None = None) -> DataPaths:

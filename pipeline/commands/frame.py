@@ -1,0 +1,72 @@
+"""Render one frame of a video to PNG with its annotated boxes drawn, to look at a scene.
+
+The frame is decoded with decord, as preprocessing does: by default the middle frame
+(``vr[len(vr) // 2]``), which is the frame the annotations describe. Boxes come from a VGG-SS
+style JSON (``annotations.json`` of ``dmt synth``); by default the one next to the video's folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "render a video's annotated frame to PNG (boxes drawn)"
+BOX_COLOUR = (0, 255, 0)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("video", help="an mp4 (or anything decord reads)")
+    parser.add_argument("--out", required=True, help="PNG to write")
+    parser.add_argument("--annotations", help="VGG-SS JSON with this clip's boxes "
+                        "(default: ../annotations.json next to the video's folder, if present)")
+    parser.add_argument("--time", type=float, default=None,
+                        help="seconds into the clip (default: the middle frame, the annotated one)")
+
+
+def _boxes(annotations: Path, clip: str) -> tuple[str, list[list[float]]] | None:
+    """(class, boxes) of ``clip`` in a VGG-SS JSON, or None when the clip is not in it."""
+    for entry in json.loads(annotations.read_text()):
+        if entry.get("file") == clip:
+            return entry.get("class", ""), entry.get("bbox", [])
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    import decord
+    from PIL import Image, ImageDraw
+
+    video = Path(args.video)
+    if not video.is_file():
+        print(f"dmt frame: no such video: {video}", file=sys.stderr)
+        return 2
+    reader = decord.VideoReader(str(video))
+    count = len(reader)
+    index = count // 2 if args.time is None else round(args.time * reader.get_avg_fps())
+    if not 0 <= index < count:
+        print(f"dmt frame: --time {args.time} is outside the clip ({count} frames, "
+              f"{count / reader.get_avg_fps():.2f} s)", file=sys.stderr)
+        return 2
+    image = Image.fromarray(reader[index].asnumpy())
+
+    annotations = Path(args.annotations) if args.annotations else \
+        video.resolve().parent.parent / "annotations.json"
+    found = _boxes(annotations, video.stem) if annotations.is_file() else None
+    if found is not None:
+        label, boxes = found
+        draw = ImageDraw.Draw(image)
+        w, h = image.size
+        for x0, y0, x1, y1 in boxes:
+            # Pixel (x1, y1) is the first one outside the box: draw the last one inside.
+            draw.rectangle((x0 * w, y0 * h, x1 * w - 1, y1 * h - 1), outline=BOX_COLOUR, width=2)
+        draw.text((4, 2), label, fill=BOX_COLOUR)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    image.save(args.out)
+    where = "middle frame" if args.time is None else f"t={args.time:g}s"
+    note = (f"{len(found[1])} box(es) of {found[0]!r} from {annotations}" if found is not None
+            else "no annotation found")
+    print(f"{args.out}: frame {index}/{count} ({where}) of {video.name}; {note}")
+    if found is not None and index != count // 2:
+        print("note: the boxes describe the middle frame; objects may have drifted since")
+    return 0

@@ -1,0 +1,161 @@
+"""Scenes: which objects, where, how they drift, and how a frame of them is drawn.
+
+A scene is a pure function of ``(cfg, index)``: the random streams are seeded with
+``(cfg.seed, stream, index)``, so any process can rebuild clip ``index`` without the others,
+and parallel generation writes exactly what a serial run would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from pipeline.config import SynthConfig
+from pipeline.synth import placement
+from pipeline.synth.categories import categories
+from pipeline.synth.shapes import object_sprite
+
+# Independent random streams per clip (and one for the split), so changing how one thing is
+# drawn never reshuffles the others.
+STREAM_LAYOUT, STREAM_BACKGROUND, STREAM_AUDIO, STREAM_SPLIT = 0, 1, 2, 3
+
+
+def clip_id(index: int) -> str:
+    return f"synth_{index:06d}"
+
+
+def num_frames(cfg: SynthConfig) -> int:
+    return max(1, round(cfg.duration * cfg.fps))
+
+
+def middle_frame(cfg: SynthConfig) -> int:
+    """The annotated frame: the one decord returns for ``vr[len(vr) // 2]``."""
+    return num_frames(cfg) // 2
+
+
+def clip_rng(cfg: SynthConfig, stream: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([cfg.seed, stream, index])
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One object: its category, its box at the middle frame (pixels) and its drift."""
+
+    category: int  # index into categories(cfg.categories)
+    x: int
+    y: int
+    w: int
+    h: int
+    vx: float  # drift in pixels per second
+    vy: float
+    sounding: bool
+
+    def position(self, frame: int, middle: int, fps: float, size: int) -> tuple[int, int]:
+        """Top-left corner at ``frame``; objects stop at the frame's edge rather than leave it."""
+        dt = (frame - middle) / fps
+        x = min(max(round(self.x + self.vx * dt), 0), size - self.w)
+        y = min(max(round(self.y + self.vy * dt), 0), size - self.h)
+        return x, y
+
+    def box(self, size: int) -> list[float]:
+        """Normalised ``[xmin, ymin, xmax, ymax]`` at the middle frame (end exclusive)."""
+        return [_norm(self.x, size), _norm(self.y, size),
+                _norm(self.x + self.w, size), _norm(self.y + self.h, size)]
+
+
+def _norm(px: int, size: int) -> float:
+    """``px / size``, nudged up where needed so that ``int(v * size) == px`` holds.
+
+    The field's evaluation truncates ``coord * 224`` to an int; plain ``61 / 224 * 224`` is
+    60.999..., which would move the box edge by a pixel.
+    """
+    v = px / size
+    while int(v * size) < px:
+        v = math.nextafter(v, math.inf)
+    return v
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Everything needed to draw clip ``index``; objects are in drawing order (sounders last)."""
+
+    index: int
+    objects: tuple[SceneObject, ...]
+
+    @property
+    def id(self) -> str:
+        return clip_id(self.index)
+
+    @property
+    def sounders(self) -> tuple[SceneObject, ...]:
+        return tuple(o for o in self.objects if o.sounding)
+
+
+def sample_scene(cfg: SynthConfig, index: int) -> Scene:
+    """Sample the layout of clip ``index``: categories, boxes, drifts (no pixels drawn)."""
+    rng = clip_rng(cfg, STREAM_LAYOUT, index)
+    size = cfg.frame_size
+    n_sound = 2 if rng.random() < cfg.two_sounding else 1
+    n_distract = int(rng.integers(cfg.distractors_min, cfg.distractors_max + 1))
+    cats = rng.choice(cfg.categories, size=n_sound + n_distract, replace=False)
+
+    sounders, distractors = placement.Occupancy(size), placement.Occupancy(size)
+    boxes = []
+    for k in range(n_sound + n_distract):
+        sounding = k < n_sound
+        if sounding:
+            # With two sounders each gets half an area, so their union stays in range.
+            area = placement.sounder_area(rng, cfg.area_min, cfg.area_max) / n_sound
+        else:
+            # Distractors come from the same sizes (so size alone does not give the sounder
+            # away) and shrink when the frame has no room for them.
+            area = placement.sounder_area(rng, cfg.area_min, cfg.area_max)
+        x, y, w, h = placement.place_shrinking(rng, area, size, sounders=sounders,
+                                               distractors=distractors, sounding=sounding)
+        (sounders if sounding else distractors).add(x, y, w, h)
+        angle = rng.uniform(0, 2 * np.pi)
+        speed = cfg.motion * size
+        boxes.append(SceneObject(int(cats[k]), x, y, w, h, float(speed * np.cos(angle)),
+                                 float(speed * np.sin(angle)), sounding))
+    # Sounders are drawn last, so nothing ever hides part of a sounding object.
+    return Scene(index, tuple(boxes[n_sound:] + boxes[:n_sound]))
+
+
+def background(cfg: SynthConfig, index: int) -> np.ndarray:
+    """A static, low-saturation textured background ``(size, size, 3)`` uint8.
+
+    Smooth blotches, a faint oriented grating and fine grain, kept within grey levels ~70..170
+    so that the saturated object colours always stand out from it. It is static because
+    per-frame noise would dominate the H.264 bit rate and encoding time.
+    """
+    rng = clip_rng(cfg, STREAM_BACKGROUND, index)
+    size = cfg.frame_size
+    base = rng.uniform(100, 140) + rng.normal(0, 6, size=3)  # grey with a slight tint
+    coarse = rng.uniform(-22, 22, size=(6, 6)).astype(np.float32)
+    blotches = np.asarray(Image.fromarray(coarse, mode="F").resize((size, size),
+                                                                     Image.Resampling.BICUBIC))
+    yy, xx = np.mgrid[0:size, 0:size]
+    theta, period = rng.uniform(0, np.pi), rng.uniform(6, 18)
+    grating = 5 * np.sin(2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta)) / period)
+    grain = rng.normal(0, 5, size=(size, size))
+    img = base[None, None, :] + (blotches + grating + grain)[:, :, None]
+    return np.clip(img, 70, 170).astype(np.uint8)
+
+
+def render_frames(cfg: SynthConfig, scene: Scene) -> Iterator[np.ndarray]:
+    """The clip's RGB frames ``(size, size, 3)`` uint8, first to last."""
+    cats = categories(cfg.categories)
+    size, mid = cfg.frame_size, middle_frame(cfg)
+    bg = background(cfg, scene.index)
+    sprites = [object_sprite(cats[o.category], o.w, o.h) for o in scene.objects]
+    for i in range(num_frames(cfg)):
+        frame = bg.copy()
+        for obj, (mask, rgb) in zip(scene.objects, sprites, strict=True):
+            x, y = obj.position(i, mid, cfg.fps, size)
+            region = frame[y:y + obj.h, x:x + obj.w]
+            np.copyto(region, rgb, where=mask[:, :, None])
+        yield frame
