@@ -1,0 +1,38 @@
+"""Dual Mean-Teacher and its baselines in plain PyTorch (no Ray, no MLflow).
+
+``make_state`` builds the networks of a method; ``stage1_step`` (warm-up) and ``dmt_step``
+(stage 2) each run one optimisation step and return plain-float stats; ``predict_maps`` gives
+the (B, 224, 224) maps of one role for evaluation with ``pipeline.metrics``.
+"""
+
+from pipeline.dmt.augment import (
+                                  mask_audio_input,
+                                  photometric,
+                                  random_flip,
+                                  strong_frames,
+                                  weak_view,
+)
+from pipeline.dmt.ema import ema_update, unwrap
+from pipeline.dmt.filtering import binarize, consensus_iou, noise_filter
+from pipeline.dmt.ipl import intersect
+from pipeline.dmt.losses import contrastive_loss, map_bce
+from pipeline.dmt.state import DMTState, make_state
+from pipeline.dmt.step import (
+                                  WHICH,
+                                  audio_inputs,
+                                  dmt_step,
+                                  finite_mean,
+                                  make_pseudo_labels,
+                                  predict_maps,
+                                  pseudo_label_stats,
+                                  stage1_step,
+                                  teacher_maps,
+)
+
+__all__ = [
+    "DMTState", "WHICH", "audio_inputs", "binarize", "consensus_iou", "contrastive_loss",
+    "dmt_step", "ema_update", "finite_mean", "intersect", "make_pseudo_labels", "make_state",
+    "map_bce", "mask_audio_input", "noise_filter", "photometric", "predict_maps",
+    "pseudo_label_stats", "random_flip", "stage1_step", "strong_frames", "teacher_maps", "unwrap",
+    "weak_view",
+]

@@ -1,0 +1,96 @@
+"""Training state of every method: networks, optimiser, counters, augmentation RNG.
+
+Roles per method (``dmt_cfg.method``):
+
+- ``dmt``: two pairs; student/teacher A use ``model_cfg.audio_a``, pair B ``model_cfg.audio_b``.
+- ``mean_teacher``: one pair (``audio_a``).
+- ``supervised`` / ``ezvsl``: one network, no teacher (``teachers`` is empty).
+
+Only students are trained by the optimiser (one AdamW over all students' parameters; their losses
+are independent, so one optimiser equals one per student). In stage 1 the students are the
+warm-up networks and the teachers are kept equal to them after every step, so "teachers after
+warm-up" and "students start as copies of their teachers" hold at the switch to stage 2 with no
+extra call. Teachers never need gradients: ``requires_grad`` is off and they stay in eval mode.
+A later issue may wrap ``students[i]`` in DistributedDataParallel; code here unwraps with
+``ema.unwrap`` (``getattr(m, "module", m)``) when it needs attributes.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.dmt.ema import unwrap
+from pipeline.models import build_model
+
+PAIRS = {"dmt": 2, "mean_teacher": 1, "supervised": 1, "ezvsl": 1}
+WITH_TEACHERS = ("dmt", "mean_teacher")
+
+
+@dataclass
+class DMTState:
+    method: str
+    students: list[nn.Module]
+    teachers: list[nn.Module]
+    optimizer: torch.optim.Optimizer
+    model_cfg: Any
+    dmt_cfg: Any
+    device: torch.device
+    generator: torch.Generator  # CPU generator for all augmentation draws
+    step: int = 0
+    stage: int = 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume (networks unwrapped from DDP, RNG, counters)."""
+        return {
+            "method": self.method, "step": self.step, "stage": self.stage,
+            "students": [unwrap(m).state_dict() for m in self.students],
+            "teachers": [unwrap(m).state_dict() for m in self.teachers],
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        if sd["method"] != self.method:
+            raise ValueError(f"checkpoint is for method {sd['method']!r}, state is {self.method!r}")
+        for mods, key in ((self.students, "students"), (self.teachers, "teachers")):
+            for m, msd in zip(mods, sd[key], strict=True):
+                unwrap(m).load_state_dict(msd)
+        self.optimizer.load_state_dict(sd["optimizer"])
+        self.generator.set_state(sd["generator"])
+        self.step, self.stage = int(sd["step"]), int(sd["stage"])
+
+
+def make_state(model_cfg, dmt_cfg, optim_cfg, device: str | torch.device = "cpu",
+               seed: int = 0, sample_rate: int = 16000) -> DMTState:
+    """Build the networks and the optimiser of ``dmt_cfg.method``.
+
+    Pair k is initialised under ``torch.manual_seed(seed * 1000 + k)`` inside ``fork_rng`` (the
+    global RNG is untouched), so A and B start differently even with the same backbones and the
+    run is reproducible from ``seed``. The augmentation generator is seeded with ``seed``.
+    ``sample_rate`` (of the ``audio`` waveforms, ``data.sample_rate``) sets the front-ends.
+    """
+    if dmt_cfg.method not in PAIRS:
+        raise ValueError(f"dmt.method: unknown method {dmt_cfg.method!r} ({', '.join(PAIRS)})")
+    device = torch.device(device)
+    audios = [model_cfg.audio_a, model_cfg.audio_b][: PAIRS[dmt_cfg.method]]
+    students = []
+    for k, audio in enumerate(audios):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed * 1000 + k)
+            students.append(build_model(model_cfg, audio, sample_rate).to(device))
+    teachers = []
+    if dmt_cfg.method in WITH_TEACHERS:
+        for s in students:
+            t = copy.deepcopy(s).eval()
+            t.requires_grad_(False)
+            teachers.append(t)
+    params = [p for s in students for p in s.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    return DMTState(dmt_cfg.method, students, teachers, optimizer, model_cfg, dmt_cfg, device,
+                    generator)

@@ -1,0 +1,109 @@
+"""Visual encoders: frames (B, 3, S, S) in [0, 1] -> L2-normalised feature maps (B, dim, h, w).
+
+Two trunks: torchvision's ResNet-18 cut after ``layer4`` (7x7x512 at 224, the papers' choice,
+optionally with ImageNet weights read from a local file) and a small conv-bn-relu CNN at 1/8 of
+the input side for CPU runs. Both are followed by a 1x1 conv to ``dim`` and per-location L2
+normalisation, as in EZ-VSL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import resnet18
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int = 1, dims: int = 2) -> nn.Sequential:
+    """3x3 (or length-3) conv without bias (BN follows, a bias would get zero gradient)."""
+    conv = nn.Conv2d if dims == 2 else nn.Conv1d
+    bn = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+    return nn.Sequential(conv(cin, cout, 3, stride, 1, bias=False), bn(cout), nn.ReLU(inplace=True))
+
+
+def small_visual_trunk(width: int) -> tuple[nn.Module, int]:
+    """Four conv-bn-relu blocks of width/2, width, 2*width, 2*width channels, strides 2, 2, 2, 1:
+    (B, 3, S, S) -> (B, 2*width, S/8, S/8).
+
+    1/8 rather than ResNet's 1/32 because small CPU inputs (64-128 px) would otherwise leave a
+    2x2-4x4 map, too coarse to localise anything; the thin first block keeps the cost of the
+    full-resolution layers low (about 0.75 GMAC for 64 frames of 96 px at width 32).
+    """
+    w2 = max(width // 2, 1)
+    trunk = nn.Sequential(
+        conv_bn_relu(3, w2, 2), conv_bn_relu(w2, width, 2),
+        conv_bn_relu(width, 2 * width, 2), conv_bn_relu(2 * width, 2 * width, 1))
+    return trunk, 2 * width
+
+
+def load_resnet18_weights(net: nn.Module, path: str) -> None:
+    """Load an ImageNet ResNet-18 state dict from a local file (never downloads)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"model.visual_weights: no file at {p} (expected a torchvision ResNet-18 state dict, "
+            "e.g. resnet18-f37072fd.pth saved locally; leave the key empty to train from scratch)")
+    state = torch.load(p, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    # fc.* may be absent (a headless checkpoint): it is cut off below anyway.
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise ValueError(f"model.visual_weights: {p} is not a ResNet-18 state dict "
+                         f"(missing {missing[:5]}, unexpected {list(unexpected)[:5]})")
+
+
+def resnet18_visual_trunk(weights: str = "") -> tuple[nn.Module, int]:
+    """torchvision ResNet-18 up to ``layer4``: (B, 3, 224, 224) -> (B, 512, 7, 7)."""
+    net = resnet18(weights=None)
+    if weights:
+        load_resnet18_weights(net, weights)
+    trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
+                          net.layer1, net.layer2, net.layer3, net.layer4)
+    return trunk, 512
+
+
+class VisualEncoder(nn.Module):
+    """frames (B, 3, S, S) in [0, 1] -> v (B, dim, h, w), unit norm along dim at every (h, w).
+
+    Frames whose side differs from ``image_size`` are resized (bilinear, antialiased) first, so
+    the network always runs at the configured resolution. ImageNet normalisation happens here so
+    every caller feeds plain [0, 1] images. Gradients flow to the trunk and the 1x1 projection.
+    """
+
+    def __init__(self, trunk: nn.Module, channels: int, dim: int, image_size: int):
+        super().__init__()
+        self.trunk = trunk
+        self.proj = nn.Conv2d(channels, dim, kernel_size=1)
+        self.image_size = image_size
+        # Non-persistent: constants, not weights; kept out of checkpoints.
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.shape[-2:] != (self.image_size, self.image_size):
+            frames = F.interpolate(frames, size=(self.image_size, self.image_size),
+                                   mode="bilinear", align_corners=False, antialias=True)
+        x = (frames - self.mean) / self.std
+        return F.normalize(self.proj(self.trunk(x)), dim=1)
+
+
+def build_visual(kind: str, dim: int, width: int, image_size: int,
+                 weights: str = "") -> VisualEncoder:
+    """``kind`` in ("small", "resnet18"); ``weights`` only applies to resnet18."""
+    if kind == "resnet18":
+        trunk, ch = resnet18_visual_trunk(weights)
+    elif kind == "small":
+        if weights:
+            raise ValueError("model.visual_weights is only valid with model.visual=resnet18")
+        trunk, ch = small_visual_trunk(width)
+    else:
+        raise ValueError(f"model.visual: unknown visual backbone {kind!r} (small, resnet18)")
+    return VisualEncoder(trunk, ch, dim, image_size)

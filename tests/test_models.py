@@ -1,0 +1,162 @@
+"""The EZ-VSL-style network: backbone shapes, heads, weight loading."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipeline.config import ModelConfig
+from pipeline.models import build_audio, build_model, build_visual
+from pipeline.models.heads import contrastive_loss, localization_map, similarity
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: the 2-core machine is shared, and OpenMP with 2 threads slows down
+    badly when the other core is busy. Restored afterwards for other test files."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("kind", ["small", "resnet18", "vggish", "soundnet"])
+def test_audio_backbones_give_unit_embeddings(kind):
+    torch.manual_seed(0)
+    net = build_audio(kind, dim=16, width=8).eval()
+    with torch.no_grad():
+        x = net.frontend(torch.randn(2, 48000) * 0.1)
+        a = net.encoder(x)
+        short = net(torch.randn(2, 4000) * 0.1)  # any T: shorter than one window still works
+    assert a.shape == (2, 16) and short.shape == (2, 16)
+    assert torch.allclose(a.norm(dim=1), torch.ones(2), atol=1e-5)
+    fe = net.frontend
+    assert x.shape[fe.time_axis] > 1
+    if fe.freq_axis is not None:
+        assert x.shape[fe.freq_axis] in (64, 257)
+
+
+def test_frontend_layouts():
+    wave = torch.randn(1, 48000) * 0.1
+    assert build_audio("resnet18", 8, 8).frontend(wave).shape == (1, 1, 257, 200)  # EZ-VSL's
+    assert build_audio("vggish", 8, 8).frontend(wave).shape == (1, 1, 297, 64)  # time first
+    assert build_audio("small", 8, 8).frontend(wave).shape == (1, 1, 64, 297)
+    assert build_audio("soundnet", 8, 8).frontend(wave).shape == (1, 1, 48000)
+
+
+def test_visual_backbones_shapes():
+    with torch.no_grad():
+        r18 = build_visual("resnet18", dim=16, width=8, image_size=224).eval()
+        v = r18(torch.rand(1, 3, 224, 224))
+        assert v.shape == (1, 16, 7, 7)
+        small = build_visual("small", dim=16, width=8, image_size=96).eval()
+        s = small(torch.rand(2, 3, 96, 96))
+        assert s.shape == (2, 16, 12, 12)
+        assert torch.allclose(s.norm(dim=1), torch.ones(2, 12, 12), atol=1e-5)
+        assert small(torch.rand(2, 3, 64, 64)).shape == (2, 16, 12, 12)  # resized to image_size
+
+
+def test_visual_weights_from_local_file(tmp_path):
+    from torchvision.models import resnet18
+
+    with pytest.raises(FileNotFoundError, match="visual_weights"):
+        build_visual("resnet18", 8, 8, 224, weights=str(tmp_path / "missing.pth"))
+    torch.manual_seed(3)
+    ref = resnet18(weights=None)
+    path = tmp_path / "r18.pth"
+    torch.save(ref.state_dict(), path)
+    enc = build_visual("resnet18", 8, 8, 224, weights=str(path))
+    assert torch.equal(enc.trunk[0].weight, ref.conv1.weight)
+    assert torch.equal(enc.trunk[7][1].conv2.weight, ref.layer4[1].conv2.weight)
+    torch.save({"bogus": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="not a ResNet-18"):
+        build_visual("resnet18", 8, 8, 224, weights=str(tmp_path / "bad.pth"))
+    with pytest.raises(ValueError):
+        build_visual("small", 8, 8, 96, weights=str(path))
+
+
+def test_build_model_and_split_audio_path():
+    cfg = ModelConfig(dim=16, width=8, image_size=32)
+    torch.manual_seed(0)
+    net = build_model(cfg, "small").eval()
+    frames, wave = torch.rand(3, 3, 32, 32), torch.randn(3, 16000) * 0.1
+    with torch.no_grad():
+        v, a = net(frames, wave)
+        v2, a2 = net(frames, net.audio_input(wave), audio_is_input=True)
+    assert v.shape == (3, 16, 4, 4) and a.shape == (3, 16)
+    assert torch.equal(a, a2) and torch.equal(v, v2)
+    assert torch.equal(a, net.encode_audio_input(net.audio_input(wave)))
+    with pytest.raises(ValueError):
+        build_model(cfg, "wav2vec")
+
+
+# ----------------------------------------------------------------------------- heads
+
+def unit(x, dim):
+    return F.normalize(x, dim=dim)
+
+
+def test_similarity_values():
+    v = torch.zeros(2, 2, 1, 2)
+    v[0, 0, 0, 0] = v[0, 1, 0, 1] = 1  # frame 0: location 0 along e0, location 1 along e1
+    v[1, 0] = 1  # frame 1: both locations along e0
+    a = torch.eye(2)  # audio 0 = e0, audio 1 = e1
+    s = similarity(v, a, temperature=0.5)
+    assert s.shape == (2, 2, 1, 2)
+    assert s[0, 0].tolist() == [[2.0, 0.0]] and s[0, 1].tolist() == [[0.0, 2.0]]
+    assert s[1, 0].tolist() == [[2.0, 2.0]] and s[1, 1].tolist() == [[0.0, 0.0]]
+
+
+def test_contrastive_loss_is_mil_infonce_both_ways():
+    torch.manual_seed(0)
+    v, a = unit(torch.randn(3, 4, 2, 2), 1), unit(torch.randn(3, 4), 1)
+    logits = torch.einsum("ndhw,md->nmhw", v, a).flatten(2).max(-1).values / 0.1
+    y = torch.arange(3)
+    expected = 0.5 * (F.cross_entropy(logits, y) + F.cross_entropy(logits.t(), y))
+    assert torch.allclose(contrastive_loss(v, a, 0.1), expected)
+    # perfectly matched pairs (one location equal to the audio, orthogonal across pairs): low loss
+    a = torch.eye(3, 4)
+    v = torch.zeros(3, 4, 2, 2)
+    v[:, :, 0, 0] = a
+    v[:, 3] = 1.0  # the other locations point elsewhere
+    v = unit(v, 1)
+    assert float(contrastive_loss(v, a, 0.03)) < 1e-6
+
+
+def test_localization_map_normalised_and_differentiable():
+    torch.manual_seed(0)
+    v = unit(torch.randn(2, 8, 3, 3), 1).requires_grad_()
+    a = unit(torch.randn(2, 8), 1).requires_grad_()
+    m = localization_map(v, a, 0.03, size=224)
+    assert m.shape == (2, 224, 224)
+    assert torch.allclose(m.flatten(1).min(1).values, torch.zeros(2), atol=1e-6)
+    assert torch.allclose(m.flatten(1).max(1).values, torch.ones(2), atol=1e-5)
+    # the map's argmax is the feature location most similar to the audio (corners align)
+    s = torch.einsum("ndhw,nd->nhw", v, a)
+    i = int(s[0].flatten().argmax())
+    corner = {0: (0, 0), 2: (0, 223), 6: (223, 0), 8: (223, 223)}
+    if i in corner:
+        assert m[0][corner[i]] == pytest.approx(1.0, abs=1e-5)
+    (m[:, :100].sum()).backward()
+    assert v.grad.abs().sum() > 0 and a.grad.abs().sum() > 0
+    flat = localization_map(torch.zeros(1, 8, 2, 2), unit(torch.ones(1, 8), 1), 0.03, 16)
+    assert torch.isfinite(flat).all()  # constant similarity: eps keeps it finite
+
+
+def test_ezvsl_spectrogram_matches_scipy():
+    """EZ-VSL computes ``log(scipy.signal.spectrogram(...) + 1e-7) / 12``; ours agrees except in
+    the lowest bins (< 250 Hz), which scipy's per-segment mean removal also changes."""
+    signal = pytest.importorskip("scipy.signal")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    t = np.arange(48000) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(48000))
+    audio = audio.astype(np.float32)
+    _, _, spec = signal.spectrogram(audio, 16000, nperseg=512, noverlap=274)
+    ref = np.log(spec + 1e-7) / 12
+    ours = build_audio("resnet18", 8, 8).frontend(torch.tensor(audio)[None])[0, 0].numpy()
+    assert ours.shape == ref.shape == (257, 200)
+    assert np.abs(ours[8:] - ref[8:]).max() < 1e-3
+    assert np.abs(ours - ref).max() < 0.25
