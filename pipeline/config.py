@@ -138,7 +138,7 @@ class TrainConfig:
     max_failures: int = _f(2, lo=-1, help="worker failures Train retries (-1: forever)")
     storage: str = _f("", help="Ray Train storage path (default: ./ray_results)")
     threads: int = _f(0, lo=0, help="torch threads per worker (0: cpus_per_worker)")
-    data_cpus: float = _f(0.5, lo=0.01, help="CPUs per Ray Data task feeding training")
+    data_cpus: float = _f(0.25, lo=0.01, help="CPUs per Ray Data task feeding training")
 
 
 @dataclass
@@ -158,7 +158,7 @@ class TuneConfig:
     grace_period: int = _f(2, lo=1, help="ASHA: epochs before a trial can be stopped")
     reduction_factor: int = _f(2, lo=2, help="ASHA: keep 1/reduction_factor per rung")
     max_concurrent: int = _f(0, lo=0, help="trials at once (0: as many as the cluster fits)")
-    trial_cpus: float = _f(0.25, lo=0.01, help="CPUs of a trial's driver function")
+    trial_cpus: float = _f(0.5, lo=0.01, help="CPUs of a trial's driver function")
     seed: int = _f(0, lo=0, help="seed of the search")
 
 

@@ -201,3 +201,74 @@ def run_url(uri: str, run_id: str, experiment_id: str) -> str:
     base = uri if uri.startswith("http") else "http://127.0.0.1:5000"
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
+
+
+class LocalServer:
+    """``mlflow server`` on 127.0.0.1 over a local SQLite store, for runs written by several
+    processes at once (Tune trials): SQLite files do not take concurrent writers well.
+
+    Artifacts are not proxied (``--no-serve-artifacts``): clients on this machine write them
+    straight to the same folder a plain ``mlflow ui`` of the SQLite file reads.
+    """
+
+    def __init__(self, sqlite_uri: str, port: int = 0):
+        if not sqlite_uri.startswith("sqlite:///"):
+            raise ValueError(f"LocalServer needs a sqlite:/// URI, got {sqlite_uri}")
+        self.sqlite_uri, self.port, self.proc = sqlite_uri, port, None
+
+    def __enter__(self) -> str:
+        import socket
+        import sys
+        import time
+        import urllib.request
+
+        if not self.port:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                self.port = sock.getsockname()[1]
+        MlflowClient(self.sqlite_uri).search_experiments()  # create the schema in-process first
+        env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.sqlite_uri,
+               "--default-artifact-root", local_artifact_root(self.sqlite_uri),
+               "--no-serve-artifacts", "--host", "127.0.0.1", "--port", str(self.port),
+               "--workers", "1"]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {self.proc.stderr.read().decode()[-800:]}")
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return url
+            except OSError:
+                time.sleep(0.5)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"mlflow server did not answer on {url} within 90 s")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def run_link(uri: str, run_id: str, cache: dict | None = None) -> str:
+    """The UI link of a run (looked up in ``uri`` for its experiment), or a plain note when the
+    store cannot be read from here (e.g. a SQLite file on another machine). For `dmt jobs`."""
+    cache = cache if cache is not None else {}
+    try:
+        if run_id not in cache:
+            cache[run_id] = MlflowClient(uri).get_run(run_id).info
+        info = cache[run_id]
+    except Exception as exc:  # noqa: BLE001 - any store error: still name the run
+        return f"MLflow run {run_id} in {uri} (not readable from here: {type(exc).__name__})"
+    link = run_url(uri, run_id, info.experiment_id)
+    note = f" (status {info.status})" if info.status != "FINISHED" else ""
+    if not uri.startswith("http"):
+        return f"{link}{note}  [after: {ui_command(uri)}]"
+    return link + note

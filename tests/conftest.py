@@ -28,8 +28,9 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        # the dashboard (on loopback) serves the state API that Train's cleanup and tests use
+        ray.init(num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=True,
+                 dashboard_host="127.0.0.1", log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 

@@ -24,7 +24,8 @@ from pipeline.data.decode import decode_jpeg, decode_pcm16
 from pipeline.metrics import gt_map
 
 SPLITS = ("labeled", "unlabeled", "test")
-MAP_KEY = {"labeled": "gt", "unlabeled": "true_map", "test": "gt"}
+# "val" is carved from the labeled rows at training time (tuning selects on it, never on test)
+MAP_KEY = {"labeled": "gt", "unlabeled": "true_map", "test": "gt", "val": "gt"}
 
 
 def _resize_square(frame: np.ndarray, side: int) -> np.ndarray:
@@ -81,9 +82,29 @@ def split_counts(shards: str | os.PathLike) -> dict[str, int]:
     return {s: int(counts.get(s, 0)) for s in SPLITS}
 
 
+def labeled_ids(shards: str | os.PathLike) -> list[str]:
+    table = shard_dataset(shards).to_table(columns=["id"], filter=pc.field("split") == "labeled")
+    return sorted(table.column("id").to_pylist())
+
+
+def carve_validation(ids: list[str], fraction: float, seed: int) -> list[str]:
+    """A seeded, order-independent choice of ``fraction`` of ``ids`` (at least one when
+    fraction > 0, and always leaving one for training)."""
+    if fraction <= 0 or len(ids) < 2:
+        return []
+    n = min(len(ids) - 1, max(1, round(len(ids) * fraction)))
+    order = np.random.default_rng(seed).permutation(len(ids))
+    pool = sorted(ids)
+    return sorted(pool[i] for i in order[:n])
+
+
 def split_dataset(shards: str | os.PathLike, split: str, image_size: int,
-                  data_cpus: float = 0.5, batch_size: int = 32):
-    """A lazy Ray Dataset of one split's training batches (nothing runs until iterated)."""
+                  data_cpus: float = 0.5, batch_size: int = 32,
+                  val_ids: list[str] | None = None):
+    """A lazy Ray Dataset of one split's training batches (nothing runs until iterated).
+
+    With ``val_ids``, split "val" is those labeled rows and "labeled" is the rest.
+    """
     import ray.data
     from ray.data.expressions import col
 
@@ -91,8 +112,13 @@ def split_dataset(shards: str | os.PathLike, split: str, image_size: int,
         str(shards), file_extensions=["parquet"],
         columns=["id", "split", "frame_jpeg", "audio", "boxes", "boxes_256", "box_format",
                  "has_boxes"], num_cpus=data_cpus)
-    # a predicate expression: Ray pushes it down into the Parquet scan
-    ds = ds.filter(expr=col("split") == split)
+    # predicate expressions: Ray pushes them down into the Parquet scan
+    if split == "val":
+        ds = ds.filter(expr=(col("split") == "labeled") & col("id").is_in(list(val_ids or [])))
+    elif split == "labeled" and val_ids:
+        ds = ds.filter(expr=(col("split") == "labeled") & col("id").not_in(list(val_ids)))
+    else:
+        ds = ds.filter(expr=col("split") == split)
     return ds.map_batches(ToTrainingBatch(image_size, MAP_KEY[split]), batch_size=batch_size,
                           batch_format="numpy", num_cpus=data_cpus)
 

@@ -38,8 +38,10 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=True)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False,
-                 dashboard_host="127.0.0.1", log_to_driver=True)
+        # The dashboard serves the state API, which Train's placement-group cleaner needs (an
+        # ASHA-stopped trial would leak its placement group without it); loopback only.
+        ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+                 log_to_driver=True)
 
 
 def ensure_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
@@ -65,7 +67,23 @@ def ensure_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
                           progress=True, config=config_mod.to_dict(cfg))
 
 
+def validation_ids(cfg: config_mod.Config) -> list[str]:
+    """Labeled ids held out for model selection: ``data.val_list`` or a seeded
+    ``data.val_fraction`` of the labeled ids."""
+    shards = config_mod.data_paths(cfg.data).shards
+    if cfg.data.val_list:
+        from pipeline.data.formats import load_id_list
+
+        return sorted(load_id_list(cfg.data.val_list))
+    return train_data.carve_validation(train_data.labeled_ids(shards), cfg.data.val_fraction,
+                                       cfg.train.seed)
+
+
 def build_datasets(cfg: config_mod.Config, eval_split: str = "test") -> dict[str, Any]:
+    import ray.data
+
+    # Progress bars of the feeding datasets would interleave with the per-epoch progress lines.
+    ray.data.DataContext.get_current().enable_progress_bars = False
     shards = config_mod.data_paths(cfg.data).shards
     counts = train_data.split_counts(shards)
     if counts["labeled"] == 0 and cfg.dmt.method != "ezvsl":
@@ -74,9 +92,13 @@ def build_datasets(cfg: config_mod.Config, eval_split: str = "test") -> dict[str
     if cfg.dmt.method != "supervised":
         names.append("unlabeled")
     names.append(eval_split)
+    val_ids = validation_ids(cfg) if eval_split == "val" else None
+    if eval_split == "val" and not val_ids:
+        raise ValueError("validation split is empty: set data.val_fraction > 0 or data.val_list")
     frac = cfg.train.data_cpus
     return {name: train_data.split_dataset(shards, name, cfg.model.image_size, frac,
-                                           cfg.data.decode_batch_size) for name in names}
+                                           cfg.data.decode_batch_size, val_ids)
+            for name in names}
 
 
 def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config: dict[str, Any],
@@ -137,6 +159,7 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
     from pipeline import tracking
 
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+    cfg = config_mod.resolve_paths(cfg)
     if resume:
         info = _resume_info(resume, uri)
         cfg = config_mod.from_dict(info["config"])

@@ -42,6 +42,21 @@ def stage_of(epoch: int, cfg: config_mod.Config) -> int:
     return 1 if epoch < cfg.train.stage1_epochs else 2
 
 
+def total_epochs(cfg: config_mod.Config) -> int:
+    return (0 if cfg.dmt.method == "ezvsl" else cfg.train.stage1_epochs) + cfg.train.stage2_epochs
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """A hash of every parameter and buffer (order fixed by the state dict)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in getattr(module, "module", module).state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _gather(obj: Any) -> list[Any]:
     """All workers' ``obj`` on every worker (a list of one outside a process group)."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -105,6 +120,34 @@ def _heatmap_png(state, cfg, clips: list[dict], to_device, title: str) -> bytes 
     return overlay_grid_png(items, suptitle=title)
 
 
+def _quiet_ray_logs() -> None:
+    """Ray Train logs every report's full metrics dict (about 100 keys here) at INFO; our own
+    one-line progress replaces it. Ray Data's progress bars would interleave with it too."""
+    import logging
+
+    import ray.data
+    from ray.train.v2._internal.execution import context as train_context
+
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def progress_line(metrics: dict[str, float], total: int) -> str:
+    """One line per epoch: what a user watches while `dmt train` runs."""
+    parts = [f"[epoch {int(metrics['epoch'])}/{total}] stage {int(metrics['stage'])}",
+             f"loss {metrics.get('train/loss_total', float('nan')):.3f}"]
+    if metrics.get("stage") == 2 and "train/kept" in metrics:
+        parts.append(f"kept {metrics['train/kept']:.1f}/"
+                     f"{metrics['train/kept'] + metrics['train/filtered']:.0f}")
+    for split in ("test", "val"):
+        if f"{split}/ciou" in metrics:
+            parts.append(f"{split} CIoU {metrics[f'{split}/ciou']:.3f} "
+                         f"(fixed {metrics[f'{split}/ciou_fixed']:.3f})")
+    if "time/epoch_s" in metrics:
+        parts.append(f"{metrics['time/epoch_s']:.1f} s")
+    return " | ".join(parts)
+
+
 def _restore(state, checkpoint) -> int:
     """Load the Ray checkpoint into ``state``; return the first epoch still to run."""
     with checkpoint.as_directory() as folder:
@@ -120,12 +163,14 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     import ray.train.torch
 
     cfg = config_mod.from_dict(loop_config["config"])
+    _quiet_ray_logs()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(cfg.train.threads or max(1, int(cfg.train.cpus_per_worker)))
     seed_everything(cfg.train.seed)  # identical initial networks on every worker
     device = ray.train.torch.get_device() if cfg.train.use_gpu else torch.device("cpu")
-    state = make_state(cfg.model, cfg.dmt, cfg.optim, device, seed=cfg.train.seed)
+    state = make_state(cfg.model, cfg.dmt, cfg.optim, device, seed=cfg.train.seed,
+                       sample_rate=cfg.data.sample_rate)
     state.generator.manual_seed(cfg.train.seed * 1009 + rank)  # per-worker augmentation draws
     start_epoch = 0
     if (checkpoint := ray.train.get_checkpoint()) is not None:
@@ -151,7 +196,8 @@ def _loop(state, cfg, start_epoch, logger, loop_config, rank, world) -> dict[str
         unlabeled = train_data.cycle_batches(
             ray.train.get_dataset_shard("unlabeled"),
             max(1, round(cfg.optim.batch_size * cfg.optim.unlabeled_ratio)), "unlabeled", seed)
-    total = (0 if cfg.dmt.method == "ezvsl" else cfg.train.stage1_epochs) + cfg.train.stage2_epochs
+    total = total_epochs(cfg)
+    loop_config["total_epochs"] = total
     eval_split = loop_config.get("eval_split", "test")
     last: dict[str, float] = {}
     for epoch in range(start_epoch, total):
@@ -167,12 +213,19 @@ def _loop(state, cfg, start_epoch, logger, loop_config, rank, world) -> dict[str
         metrics["time/epoch_s"] = time.perf_counter() - t0
         last = metrics
         _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config, to_device)
-    return {"final_metrics": last, "rank": rank, "world": world, "pid": os.getpid()}
+    return {"final_metrics": last, "world": world, "start_epoch": start_epoch,
+            "epochs": total, "step": state.step,
+            # one digest per worker: teachers (and DDP students) must be identical everywhere
+            "digests": _gather({"rank": rank, "pid": os.getpid(),
+                                "teachers": [weights_digest(m) for m in state.teachers],
+                                "students": [weights_digest(m) for m in state.students]})}
 
 
 def _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config, to_device):
     import ray.train
 
+    if rank == 0:
+        print(progress_line(metrics, loop_config["total_epochs"]), flush=True)
     if logger is not None:
         logger.log_metrics(metrics, step=epoch + 1)
         png = _heatmap_png(state, cfg, loop_config.get("heatmap_clips") or [], to_device,

@@ -39,7 +39,8 @@ def load_state(checkpoint: str | os.PathLike, device: str = "cpu"):
     """(state, config, checkpoint dict) from a checkpoint file or folder."""
     data = ckpt_io.load(checkpoint, map_location=device)
     cfg = config_mod.from_dict(data["config"])
-    state = make_state(cfg.model, cfg.dmt, cfg.optim, device, seed=cfg.train.seed)
+    state = make_state(cfg.model, cfg.dmt, cfg.optim, device, seed=cfg.train.seed,
+                       sample_rate=cfg.data.sample_rate)
     state.load_state_dict(data["state"])
     return state, cfg, data
 

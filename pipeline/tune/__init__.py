@@ -1,0 +1,1 @@
+"""`dmt tune`: Ray Tune sweeps whose trials are full DMT runs on Ray Train."""

@@ -1,0 +1,191 @@
+"""Ray Train + MLflow: a smoke run, teacher consistency across workers, checkpoints, faults."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline import config as C
+from pipeline import tracking
+from pipeline.train import checkpoint as ckpt_io
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def smoke_base(tmp_path_factory, ray_session):
+    """The smoke config pointed at a private folder, its data synthesised and preprocessed."""
+    from pipeline.train.driver import ensure_dataset
+
+    root = tmp_path_factory.mktemp("smoke_run")
+    cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
+        f"data.root={root / 'data'}", f"train.storage={root / 'ray_results'}",
+        f"tracking.uri=sqlite:///{root / 'mlflow.db'}"])
+    summary = ensure_dataset(cfg, say=lambda *_: None)
+    assert summary["rows"] == cfg.data.synth.clips
+    return cfg
+
+
+def _with(cfg: C.Config, *overrides: str) -> C.Config:
+    out = C.from_dict(C.to_dict(cfg))
+    for text in overrides:
+        C.set_key(out, *C.parse_override(text))
+    return out
+
+
+def test_smoke_run_is_tracked_in_mlflow(smoke_base, capsys):
+    from pipeline.train.driver import fit
+
+    outcome = fit(smoke_base, say=lambda *_: None)
+    uri = outcome.tracking_uri
+    run = tracking.get_run(uri, outcome.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["dmt.ema_decay"] == str(smoke_base.dmt.ema_decay)
+    assert run.data.params["train.steps_per_epoch"] == "3"
+    assert run.data.tags["git_commit"] and "version.ray" in run.data.tags
+    assert '"rows": 48' in run.data.tags["dataset"]
+    epochs = smoke_base.train.stage1_epochs + smoke_base.train.stage2_epochs
+    for key in ("train/loss_total", "train/loss_sup", "train/kept", "train/consensus_iou",
+                "test/teacher_mean/ciou", "test/teacher_a/ciou_fixed", "test/student_b/mse",
+                "test/whole_image/ciou", "test/centre_box/auc"):
+        assert len(tracking.metric_history(uri, outcome.run_id, key)) == epochs, key
+    # stage 2 reports the pseudo-label quality against the synthetic truth
+    assert tracking.metric_history(uri, outcome.run_id, "train/pseudo_iou_all")[-1][1] >= 0
+    artifacts = tracking.list_artifacts(uri, outcome.run_id)
+    assert "config.yaml" in artifacts and "model" in artifacts
+    heatmaps = tracking.list_artifacts(uri, outcome.run_id, "heatmaps")
+    assert heatmaps == [f"heatmaps/epoch_{e:03d}.png" for e in range(1, epochs + 1)]
+    # the final model loads safely and evaluates through the Ray-free path
+    data = ckpt_io.load(outcome.checkpoint_path)
+    assert data["epoch"] == epochs - 1 and data["state"]["stage"] == 2
+    assert data["state"]["step"] == epochs * smoke_base.train.steps_per_epoch
+    from pipeline.train.offline import evaluate_checkpoint
+
+    shards = C.data_paths(smoke_base.data).shards
+    result = evaluate_checkpoint(outcome.checkpoint_path, shards)
+    logged = outcome.metrics["test/teacher_mean/ciou"]
+    assert result["metrics"]["test/teacher_mean/ciou"] == pytest.approx(logged)
+
+
+def test_checkpoint_round_trip_restores_step_and_weights(tmp_path):
+    from pipeline.dmt.state import make_state
+
+    cfg = C.load(REPO / "jobs/configs/smoke.yaml")
+    state = make_state(cfg.model, cfg.dmt, cfg.optim, seed=1)
+    state.step, state.stage = 17, 2
+    with torch.no_grad():
+        next(state.teachers[1].parameters()).add_(0.5)
+    ckpt_io.save(tmp_path, state.state_dict(), epoch=4, config=C.to_dict(cfg))
+    fresh = make_state(cfg.model, cfg.dmt, cfg.optim, seed=2)
+    data = ckpt_io.load(tmp_path)
+    fresh.load_state_dict(data["state"])
+    assert (fresh.step, fresh.stage, data["epoch"]) == (17, 2, 4)
+    for a, b in zip(fresh.teachers[1].parameters(), state.teachers[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert C.from_dict(data["config"]) == cfg
+
+
+def test_checkpoint_refuses_foreign_pickles(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    torch.save({"format": 1, "state": Evil()}, tmp_path / "state.pt")
+    with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported"):
+        ckpt_io.load(tmp_path)
+
+
+def _kill_one_worker_after_first_checkpoint(run_folder: Path, killed: list) -> None:
+    import os
+
+    from ray.util.state import list_actors
+
+    deadline = time.time() + 600
+    while time.time() < deadline and not list(run_folder.glob("checkpoint_*")):
+        time.sleep(0.5)
+    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    if workers:
+        os.kill(workers[-1].pid, signal.SIGKILL)
+        killed.append(workers[-1].pid)
+
+
+def test_two_workers_keep_identical_teachers_and_survive_a_killed_worker(smoke_base):
+    """DDP students + per-worker EMA teachers stay identical; a SIGKILLed worker is replaced and
+    the run resumes from its last checkpoint instead of starting over."""
+    from pipeline.train import driver
+
+    cfg = _with(smoke_base, "train.num_workers=2", "train.cpus_per_worker=0.5",
+                "train.data_cpus=0.25", "train.stage2_epochs=2", "train.max_failures=2")
+    killed: list[int] = []
+    # the run folder is named after the MLflow run, unknown until fit() starts: watch the parent
+    storage = Path(cfg.train.storage)
+    before = set(storage.glob("*"))
+
+    def watch():
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            new = [p for p in storage.glob("*") if p not in before and p.is_dir()]
+            if new:
+                _kill_one_worker_after_first_checkpoint(new[0], killed)
+                return
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    outcome = driver.fit(cfg, say=lambda *_: None)
+    watcher.join(timeout=5)
+    assert killed, "no worker was killed"
+    ret = outcome.return_value
+    assert ret["world"] == 2 and ret["start_epoch"] >= 1  # resumed, not restarted from 0
+    assert ret["step"] == ret["epochs"] * cfg.train.steps_per_epoch
+    digests = ret["digests"]
+    assert len(digests) == 2 and killed[0] not in [d["pid"] for d in digests]
+    assert digests[0]["teachers"] == digests[1]["teachers"]
+    assert digests[0]["students"] == digests[1]["students"]
+    assert len(set(digests[0]["teachers"])) == 2  # A and B differ from each other
+    run = tracking.get_run(outcome.tracking_uri, outcome.run_id)
+    assert run.info.status == "FINISHED" and int(run.data.tags["resumed_from_epoch"]) >= 1
+
+
+def test_resume_a_stopped_run_from_its_folder(smoke_base, tmp_path):
+    """`dmt train` stopped after its first checkpoint, then `dmt train --resume FOLDER`."""
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg = _with(smoke_base, "train.stage2_epochs=2", "train.max_failures=0")
+    cfg_file.write_text(C.dump_yaml(cfg))
+    storage = Path(cfg.train.storage)
+    before = set(storage.glob("*"))
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "train", "--config",
+                             str(cfg_file)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 400
+        folder = None
+        while time.time() < deadline and proc.poll() is None:
+            new = [p for p in storage.glob("*") if p not in before and p.is_dir()]
+            if new and list(new[0].glob("checkpoint_*")):
+                folder = new[0]
+                break
+            time.sleep(0.5)
+        assert folder is not None, "no checkpoint appeared"
+    finally:
+        proc.send_signal(signal.SIGINT)  # a user's Ctrl-C: the run is marked KILLED
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    resumed = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--resume",
+                              str(folder)], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming" in resumed.stdout
+    latest = ckpt_io.load(sorted(folder.glob("checkpoint_*"))[-1])
+    assert latest["epoch"] + 1 == cfg.train.stage1_epochs + cfg.train.stage2_epochs

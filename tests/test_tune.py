@@ -1,0 +1,110 @@
+"""`dmt tune`: search spaces, resources, and a real smoke sweep with nested MLflow runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import config as C
+from pipeline import tracking
+from pipeline.tune import space as S
+from pipeline.tune import sweep
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_space_is_valid_and_ema_decay_is_log_spaced_near_one():
+    space = S.load_space(None, C.Config())
+    assert set(space) == {"dmt.delta", "dmt.tau", "dmt.ema_decay"}
+    param_space = S.to_tune(space)
+    lo, hi = param_space["1-dmt.ema_decay"].lower, param_space["1-dmt.ema_decay"].upper
+    assert (1 - hi, 1 - lo) == pytest.approx((0.9, 0.9999))
+    assert S.decode_sample({"1-dmt.ema_decay": 0.01, "dmt.tau": 0.4}) == {
+        "dmt.ema_decay": pytest.approx(0.99), "dmt.tau": 0.4}
+
+
+def test_space_file_uses_config_keys_and_rejects_bad_ones(tmp_path):
+    good = tmp_path / "space.yaml"
+    good.write_text(yaml.safe_dump({"optim.lr": {"loguniform": [1e-4, 1e-2]},
+                                    "dmt.lambda_u": {"choice": [0.5, 1.0, 2.0]}}))
+    assert set(S.load_space(str(good), C.Config())) == {"optim.lr", "dmt.lambda_u"}
+    for bad, message in [
+        ({"dmt.nope": {"uniform": [0, 1]}}, "unknown key 'dmt.nope'"),
+        ({"dmt.tau": {"uniform": [0.2, 1.5]}}, r"dmt\.tau: 1\.5 is out of range"),
+        ({"dmt.tau": {"gaussian": [0, 1]}}, "expected one of"),
+        ({"dmt.tau": {"uniform": [0.8, 0.2]}}, "low < high"),
+        ({"dmt.method": {"choice": ["dmt", "magic"]}}, "'magic' is not one of"),
+    ]:
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump(bad))
+        with pytest.raises(C.ConfigError, match=message):
+            S.load_space(str(path), C.Config())
+
+
+def test_concurrency_fits_the_cluster():
+    cfg = C.load(None, ["train.num_workers=1", "train.cpus_per_worker=0.5",
+                        "tune.trial_cpus=0.5"])
+    assert sweep.trial_resources(cfg) == 2.0  # trial function + worker + room for Ray Data
+    assert sweep.max_concurrent(cfg, 2) == 1
+    assert sweep.max_concurrent(cfg, 8) == 4
+    assert sweep.max_concurrent(cfg, 1) == 1  # never zero: one trial always runs
+    sweep.check_fits(cfg, 2)
+    C.set_key(cfg, "tune.max_concurrent", 3)
+    assert sweep.max_concurrent(cfg, 2) == 3
+    C.set_key(cfg, "train.cpus_per_worker", 1.0)
+    with pytest.raises(C.ConfigError, match="one trial needs 2.5 CPUs"):
+        sweep.check_fits(cfg, 2)
+
+
+@pytest.mark.slow
+def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
+        tmp_path, ray_session):
+    from pipeline.train.driver import fit
+
+    root = tmp_path
+    cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
+        f"data.root={root / 'data'}", f"train.storage={root / 'ray_results'}",
+        f"tracking.uri=sqlite:///{root / 'mlflow.db'}", "train.stage1_epochs=1",
+        "train.stage2_epochs=1", "tune.grace_period=1", "tune.reduction_factor=4",
+        "train.cpus_per_worker=0.5", "tune.trial_cpus=0.5",
+        "tune.objective=val/mean_ciou"])
+    out = sweep.run_sweep(cfg, samples=4, say=lambda *_: None)
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+    space = S.load_space(None, cfg)
+
+    # parent run with one child per trial
+    parent = tracking.get_run(uri, out.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["tune.best_trial"] == out.best_trial
+    assert {"best_config.yaml", "objective_per_trial.png", "objective_vs_values.png",
+            "trials.json"} <= set(tracking.list_artifacts(uri, out.parent_run_id))
+    children = tracking.search_runs(uri, cfg.name,
+                                    f"tags.`{tracking.PARENT_TAG}` = '{out.parent_run_id}'")
+    assert len(children) == 4
+    statuses = {c.data.tags["tune.status"] for c in children}
+    assert statuses <= {"completed", "stopped_early"}
+    assert "stopped_early" in statuses  # ASHA with grace period 1 and 4 trials
+    assert any(c.info.status == "FINISHED" for c in children)
+    for child in children:
+        assert len(tracking.metric_history(uri, child.info.run_id, "val/mean_ciou")) >= 1
+
+    # sampled values differ between trials and lie in the space
+    values = [row["values"] for row in out.trials]
+    for key in space:
+        assert len({v[key] for v in values}) == 4
+        assert all(S.contains(space, key, v[key]) for v in values)
+    assert out.epochs_run < out.epochs_full
+
+    # the best config runs unchanged through `dmt train --config`
+    best_file = tmp_path / "best.yaml"
+    best_file.write_text(C.dump_yaml(out.best_config))
+    again = C.load(best_file)
+    assert again == out.best_config
+    for key, value in values[[r["trial_id"] for r in out.trials].index(out.best_trial)].items():
+        assert C.flatten(again)[key] == pytest.approx(value)
+    outcome = fit(again, say=lambda *_: None)
+    assert tracking.get_run(outcome.tracking_uri, outcome.run_id).info.status == "FINISHED"
+    # the test split was used for the final report only
+    assert "test/ciou" in out.test_metrics
