@@ -238,7 +238,8 @@ class LocalServer:
         deadline = time.time() + 90
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {self.proc.stderr.read().decode()[-800:]}")
+                tail = self.proc.stderr.read().decode()[-800:]
+                raise RuntimeError(f"mlflow server exited: {tail}")
             try:
                 with urllib.request.urlopen(url + "/health", timeout=2) as resp:
                     if resp.status == 200:

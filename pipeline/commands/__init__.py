@@ -1,4 +1,4 @@
-"""CLI subcommands. Each module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+"""CLI subcommands: each module defines ``add_arguments(parser)`` and ``run(args) -> int``.
 
 Modules are imported only when their command runs, so ``dmt --help`` and config errors stay fast
 and never start Ray or MLflow.
