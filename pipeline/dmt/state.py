@@ -18,6 +18,7 @@ A later issue may wrap ``students[i]`` in DistributedDataParallel; code here unw
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,10 @@ class DMTState:
     generator: torch.Generator  # CPU generator for all augmentation draws
     step: int = 0
     stage: int = 1
+    # Set by a data-parallel shell: makes the students' buffers (BatchNorm running statistics,
+    # updated from each worker's own batch) equal on every worker before teachers follow them,
+    # so teachers stay identical across workers. None in a single process.
+    sync_buffers: Callable[[nn.Module], None] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume (networks unwrapped from DDP, RNG, counters)."""

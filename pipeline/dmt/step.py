@@ -166,7 +166,7 @@ def stage1_step(state: DMTState, labeled_batch: dict[str, Any], cfg=None) -> dic
     lab = _to_device(labeled_batch, state.device)
     terms = _labeled_terms(state, lab, cfg)
     stats = _train_students(state, cfg, lab["frame"], lab["audio"], *terms)
-    for teacher, student in _pairs(state):
+    for teacher, student in _synced_pairs(state):
         ema_update(teacher, student, 0.0)
     state.step += 1
     return stats
@@ -211,6 +211,15 @@ def _pairs(state: DMTState) -> list[tuple]:
     return list(zip(state.teachers, state.students, strict=True))
 
 
+def _synced_pairs(state: DMTState) -> list[tuple]:
+    """:func:`_pairs`, after the shell's buffer sync (see ``DMTState.sync_buffers``)."""
+    pairs = _pairs(state)
+    if state.sync_buffers is not None:
+        for _, student in pairs:
+            state.sync_buffers(unwrap(student))
+    return pairs
+
+
 def _labeled_terms(state: DMTState, lab: dict[str, Any], cfg) -> tuple:
     """(target, n_sup, keep, weights) for a step on labeled clips only."""
     if state.method == "ezvsl":  # EZ-VSL never sees boxes
@@ -221,7 +230,7 @@ def _labeled_terms(state: DMTState, lab: dict[str, Any], cfg) -> tuple:
 def _follow_students(state: DMTState, cfg) -> None:
     """End of a stage-2 step: EMA of every teacher towards its student (frozen if ema off)."""
     if cfg.ema:
-        for teacher, student in _pairs(state):
+        for teacher, student in _synced_pairs(state):
             ema_update(teacher, student, cfg.ema_decay)
     state.step += 1
 

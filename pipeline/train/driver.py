@@ -96,9 +96,17 @@ def build_datasets(cfg: config_mod.Config, eval_split: str = "test") -> dict[str
     if eval_split == "val" and not val_ids:
         raise ValueError("validation split is empty: set data.val_fraction > 0 or data.val_list")
     frac = cfg.train.data_cpus
-    return {name: train_data.split_dataset(shards, name, cfg.model.image_size, frac,
-                                           cfg.data.decode_batch_size, val_ids)
-            for name in names}
+    datasets = {name: train_data.split_dataset(shards, name, cfg.model.image_size, frac,
+                                               cfg.data.decode_batch_size, val_ids)
+                for name in names}
+    # The labeled and evaluation splits are small (a few % of the clips) and read every epoch:
+    # decode them once, here. Only the unlabeled stream is decoded on the fly, so at most one
+    # dataset at a time needs Ray Data CPUs (Ray Data splits the CPUs left beside the Train
+    # workers between running datasets in whole CPUs: on a 2-CPU machine two would starve).
+    for name in names:
+        if name != "unlabeled":
+            datasets[name] = datasets[name].materialize()
+    return datasets
 
 
 def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config: dict[str, Any],

@@ -57,6 +57,15 @@ def weights_digest(module: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
+def average_buffers(module: torch.nn.Module) -> None:
+    """All-reduce mean of the floating-point buffers (BatchNorm statistics) over the workers."""
+    world = torch.distributed.get_world_size()
+    for buf in module.buffers():
+        if buf.is_floating_point():
+            torch.distributed.all_reduce(buf, op=torch.distributed.ReduceOp.SUM)
+            buf.div_(world)
+
+
 def _gather(obj: Any) -> list[Any]:
     """All workers' ``obj`` on every worker (a list of one outside a process group)."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -176,6 +185,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     if (checkpoint := ray.train.get_checkpoint()) is not None:
         start_epoch = _restore(state, checkpoint)
     if world > 1:
+        state.sync_buffers = average_buffers
         state.students = [ray.train.torch.prepare_model(s, parallel_strategy_kwargs={
             "find_unused_parameters": True}) for s in state.students]
     logger = loop_config.get("logger") if rank == 0 else None

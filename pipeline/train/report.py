@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 COLUMNS = ("ciou", "auc", "mean_ciou", "ciou_fixed", "auc_fixed", "mse")
+# models first (teachers' mean, the reported DMT result, on top), then the trivial predictors
+ORDER = ("teacher_mean", "teacher_a", "teacher_b", "student_a", "student_b",
+         "whole_image", "centre_box", "oracle")
 
 
 def metrics_table(metrics: dict[str, float], prefix: str = "test",
                   names: Iterable[str] | None = None) -> str:
     """Rows ``{prefix}/{name}/{column}`` of ``metrics`` as an aligned table."""
     if names is None:
-        names = sorted({k.split("/")[1] for k in metrics
-                        if k.startswith(prefix + "/") and k.count("/") == 2})
+        found = {k.split("/")[1] for k in metrics
+                 if k.startswith(prefix + "/") and k.count("/") == 2}
+        names = [n for n in ORDER if n in found] + sorted(found - set(ORDER))
     lines = [f"{'model':14s} " + " ".join(f"{c:>10s}" for c in COLUMNS)]
     for name in names:
         cells = [metrics.get(f"{prefix}/{name}/{c}") for c in COLUMNS]
