@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.dataset as pads
 import torch
 
@@ -25,14 +26,27 @@ COLUMNS = ["id", "frame_jpeg", "audio", "boxes", "boxes_256", "box_format", "has
 
 def iter_split_batches(shards: str | os.PathLike, split: str, image_size: int,
                        batch_size: int = 32) -> Iterator[dict[str, Any]]:
-    """Numpy training batches of one split, in file order, without Ray."""
+    """Numpy training batches of one split, in file order, without Ray: every batch has
+    ``batch_size`` rows except perhaps the last (the scanner's own batches vary in size)."""
     scanner = train_data.shard_dataset(shards).scanner(
         columns=COLUMNS, filter=pads.field("split") == split, batch_size=batch_size)
     convert = train_data.ToTrainingBatch(image_size, train_data.MAP_KEY[split])
+    pending: list[pa.RecordBatch] = []
+    rows = 0
     for record_batch in scanner.to_batches():
-        if record_batch.num_rows:
-            yield convert({c: record_batch.column(c).to_numpy(zero_copy_only=False)
-                           for c in COLUMNS})
+        pending.append(record_batch)
+        rows += record_batch.num_rows
+        while rows >= batch_size:
+            table = pa.Table.from_batches(pending)
+            yield _convert(convert, table.slice(0, batch_size))
+            rest = table.slice(batch_size)
+            pending, rows = rest.to_batches(), rest.num_rows
+    if rows:
+        yield _convert(convert, pa.Table.from_batches(pending))
+
+
+def _convert(convert, table: pa.Table) -> dict[str, Any]:
+    return convert({c: table.column(c).to_numpy(zero_copy_only=False) for c in COLUMNS})
 
 
 def load_state(checkpoint: str | os.PathLike, device: str = "cpu"):
