@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Ray: one parquet footer reader on small machines; MLflow's file store is in maintenance mode.
 export RAY_DATA_PARQUET_FOOTER_NUM_ACTORS ?= 1
 
-.PHONY: demo test test-fast lint bench-preprocess bench-train bench-quality clean-data
+.PHONY: demo test test-fast test-cluster lint bench-preprocess bench-train clean-data
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -30,5 +30,11 @@ lint: $(STAMP)
 bench-preprocess: $(STAMP)
 	$(PY) jobs/benchmarks/preprocess_bench.py
 
+bench-train: $(STAMP)
+	$(PY) jobs/benchmarks/train_bench.py --config jobs/configs/demo.yaml
+
 clean-data:
 	rm -rf data ray_results mlflow.db mlartifacts
+
+test-cluster: $(STAMP)
+	$(PY) -m pytest tests -m cluster
