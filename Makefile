@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Ray: one parquet footer reader on small machines; MLflow's file store is in maintenance mode.
 export RAY_DATA_PARQUET_FOOTER_NUM_ACTORS ?= 1
 
-.PHONY: demo test test-fast test-cluster lint bench-preprocess bench-train clean-data
+.PHONY: demo test test-fast test-long test-cluster lint bench-preprocess bench-train clean-data
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,7 +19,10 @@ demo: $(STAMP)
 	$(VENV)/bin/dmt demo --config jobs/configs/demo.yaml
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -m "not long and not cluster"
+
+test-long: $(STAMP)
+	$(PY) -m pytest tests -m "long or cluster"
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not slow"
