@@ -168,9 +168,9 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
 
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     cfg = config_mod.resolve_paths(cfg)
-    if resume:
+    if resume:  # the run's own config and MLflow store, whatever this command was given
         info = _resume_info(resume, uri)
-        cfg = config_mod.from_dict(info["config"])
+        cfg, uri = config_mod.from_dict(info["config"]), info["uri"]
     summary = ensure_dataset(cfg, say)
     ensure_ray()
     storage = storage_dir(cfg)

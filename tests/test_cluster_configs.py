@@ -1,0 +1,245 @@
+"""The cluster definitions under cluster/ and the Ray job entry points under jobs/: every YAML
+parses and carries what its tool needs, the scripts are executable bash, nothing under cluster/
+imports the package, and a job with a bad config stops with exit 2 before Ray starts."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER = REPO / "cluster"
+RAY_VERSION = "2.60.0"
+JOBS = ("preprocess", "train", "tune", "evaluate", "demo")
+
+
+def _files(pattern: str) -> list[Path]:
+    """Tracked-looking files: not under hidden folders (cluster/local/.state is runtime state)."""
+    return sorted(p for p in CLUSTER.rglob(pattern)
+                  if not any(part.startswith(".") for part in p.relative_to(CLUSTER).parts))
+
+
+def _docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+
+
+def _kind(kind: str) -> tuple[Path, dict]:
+    for path in _files("*.yaml"):
+        for doc in _docs(path):
+            if isinstance(doc, dict) and doc.get("kind") == kind:
+                return path, doc
+    raise AssertionError(f"no {kind} under {CLUSTER}")
+
+
+def test_every_yaml_parses():
+    files = _files("*.yaml") + _files("*.yml")
+    assert len(files) >= 4, files
+    for path in files:
+        docs = _docs(path)
+        assert docs and all(isinstance(d, dict) for d in docs), path
+
+
+def _containers(pod_template: dict) -> list[dict]:
+    return pod_template["spec"]["containers"]
+
+
+def _check_pod(template: dict, where: str, gpu: bool) -> None:
+    spec = template["spec"]
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    containers = _containers(template)
+    assert containers, where
+    main = containers[0]
+    assert main["image"].split(":")[-1].startswith(RAY_VERSION), (where, main["image"])
+    mounts = {m["mountPath"]: m["name"] for m in main.get("volumeMounts", [])}
+    assert "/dev/shm" in mounts, f"{where}: /dev/shm not mounted"
+    shm = volumes[mounts["/dev/shm"]]
+    assert shm["emptyDir"]["medium"] == "Memory", where
+    assert "/data" in mounts, f"{where}: no shared /data volume"
+    assert "persistentVolumeClaim" in volumes[mounts["/data"]], where
+    env_from = main.get("envFrom", [])
+    assert any("configMapRef" in e or "secretRef" in e for e in env_from), \
+        f"{where}: MLFLOW_TRACKING_URI should come from a ConfigMap or Secret"
+    limits = main["resources"]["limits"]
+    if gpu:
+        assert int(limits["nvidia.com/gpu"]) >= 1, where
+    else:
+        assert "nvidia.com/gpu" not in limits, where
+
+
+def _check_cluster_spec(spec: dict, where: str) -> None:
+    assert spec["rayVersion"] == RAY_VERSION, where
+    assert spec["authOptions"]["mode"] == "token", where
+    assert spec["enableInTreeAutoscaling"] is True, where
+    head = spec["headGroupSpec"]
+    _check_pod(head["template"], f"{where} head", gpu=False)
+    workers = spec["workerGroupSpecs"]
+    assert workers, where
+    gpu_groups = []
+    for group in workers:
+        assert group["groupName"], where
+        assert 0 <= group["minReplicas"] <= group["maxReplicas"], (where, group["groupName"])
+        limits = _containers(group["template"])[0]["resources"]["limits"]
+        if "nvidia.com/gpu" in limits:
+            gpu_groups.append(group)
+            _check_pod(group["template"], f"{where} {group['groupName']}", gpu=True)
+    assert gpu_groups, f"{where}: no GPU worker group"
+    assert any(g["maxReplicas"] > g["minReplicas"] for g in gpu_groups), \
+        f"{where}: the GPU group cannot autoscale"
+
+
+def test_kuberay_raycluster():
+    path, doc = _kind("RayCluster")
+    assert doc["apiVersion"] == "ray.io/v1"
+    assert doc["metadata"]["name"]
+    _check_cluster_spec(doc["spec"], str(path))
+
+
+def test_kuberay_rayjob():
+    path, doc = _kind("RayJob")
+    assert doc["apiVersion"] == "ray.io/v1"
+    spec = doc["spec"]
+    entry = spec["entrypoint"]
+    assert entry.startswith("python jobs/train.py --config jobs/configs/")
+    for option in ("data.root=/data/", "train.storage=/data/", "train.use_gpu=true",
+                   "train.num_workers=2"):
+        assert option in entry, option
+    assert spec["shutdownAfterJobFinishes"] is True
+    for key in ("ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit"):
+        assert isinstance(spec[key], int) and spec[key] >= 0, key
+    runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])
+    assert runtime_env["working_dir"]
+    _check_cluster_spec(spec["rayClusterSpec"], f"{path} rayClusterSpec")
+
+
+def test_kuberay_storage_and_image():
+    _, pvc = _kind("PersistentVolumeClaim")
+    assert "ReadWriteMany" in pvc["spec"]["accessModes"]
+    _, cm = _kind("ConfigMap")
+    assert "MLFLOW_TRACKING_URI" in cm["data"]
+    dockerfile = (CLUSTER / "kuberay" / "Dockerfile").read_text()
+    froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert froms and all(f.startswith(f"rayproject/ray:{RAY_VERSION}-py311") for f in froms)
+    assert "pip install" in dockerfile
+
+
+def test_cluster_launcher_config():
+    doc = _docs(CLUSTER / "aws.yaml")[0]
+    for key in ("cluster_name", "provider", "auth", "available_node_types", "head_node_type",
+                "setup_commands", "head_start_ray_commands", "worker_start_ray_commands"):
+        assert doc.get(key), key
+    assert doc["provider"]["type"] == "aws" and doc["provider"]["region"]
+    assert doc["auth"]["ssh_user"]
+    types = doc["available_node_types"]
+    assert doc["head_node_type"] in types
+    head = types[doc["head_node_type"]]
+    assert head["node_config"]["InstanceType"] == "m5.2xlarge"
+    workers = [t for name, t in types.items() if name != doc["head_node_type"]]
+    assert any(t["node_config"]["InstanceType"].startswith("g5.") and
+               t["min_workers"] <= t["max_workers"] for t in workers)
+    assert doc["docker"]["image"] == f"rayproject/ray:{RAY_VERSION}-py311-gpu"
+    assert any("pip install" in c for c in doc["setup_commands"])
+    head_start = " ".join(doc["head_start_ray_commands"])
+    assert "ray start --head" in head_start and "--dashboard-host=127.0.0.1" in head_start
+    assert "RAY_AUTH_MODE=token" in head_start
+    assert "RAY_AUTH_MODE=token" in " ".join(doc["worker_start_ray_commands"])
+
+
+def test_scripts_are_executable_bash():
+    scripts = _files("*.sh")
+    assert {p.name for p in scripts} >= {"start.sh", "stop.sh"}
+    for path in scripts:
+        assert os.access(path, os.X_OK), f"{path} is not executable"
+        assert path.read_text().startswith("#!/usr/bin/env bash"), path
+        check = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+
+
+def test_local_cluster_never_runs_ray_stop_and_keeps_the_token_private():
+    start = (CLUSTER / "local" / "start.sh").read_text()
+    stop = (CLUSTER / "local" / "stop.sh").read_text()
+    code = [line for text in (start, stop) for line in text.splitlines()
+            if not line.lstrip().startswith("#")]
+    assert not any("ray stop" in line or "pkill" in line or "killall" in line for line in code)
+    for flag in ("--num-cpus", "--memory", "--object-store-memory", "--temp-dir",
+                 "--dashboard-host 127.0.0.1", "--node-ip-address 127.0.0.1"):
+        assert flag in start, flag
+    assert "RAY_AUTH_MODE=token" in start and "chmod 600" in start
+    ignored = subprocess.run(["git", "check-ignore", "-q", "cluster/local/.state/auth_token"],
+                             cwd=REPO)
+    assert ignored.returncode == 0, "cluster/local/.state must be git-ignored"
+
+
+def test_no_python_under_cluster_imports_pipeline():
+    for path in _files("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n == "pipeline" or n.startswith("pipeline.") for n in names), path
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_job_entry_points_exist(job):
+    path = REPO / "jobs" / f"{job}.py"
+    assert path.is_file()
+    text = path.read_text()
+    assert f'main("{job}"' in text and "sys.exit(" in text
+
+
+def test_job_help_runs_from_any_directory(tmp_path):
+    # as on a cluster node: another cwd, no PYTHONPATH; the entry point finds its package
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, str(REPO / "jobs" / "train.py"), "--help"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "usage: jobs/train.py" in out.stdout and "--config" in out.stdout
+
+
+def test_bad_config_exits_2_before_ray(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "PYTHONPATH")}
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "jobs/train.py", "--config", "jobs/configs/smoke.yaml",
+                          "--set", "dmt.tau=5"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert "jobs/train.py" in out.stderr and "dmt.tau" in out.stderr
+    assert "Started a local Ray instance" not in out.stdout + out.stderr
+    assert time.perf_counter() - t0 < 60
+
+
+def test_evaluate_job_needs_data_or_config():
+    out = subprocess.run([sys.executable, "jobs/evaluate.py", "--checkpoint", "nowhere"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "--data" in out.stderr
+
+
+def test_submit_checks_job_args_before_contacting_a_cluster():
+    # the config is validated locally (exit 2); no cluster listens on this address
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "submit", "--address",
+                          "http://127.0.0.1:9", "train", "--config", "jobs/configs/smoke.yaml",
+                          "--set", "dmt.tau=5"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "dmt.tau" in out.stderr
+
+
+def test_submit_unreachable_cluster_is_a_clear_error():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("RAY_AUTH") and k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
+    env["RAY_AUTH_MODE"] = "disabled"
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "jobs", "--address",
+                          "http://127.0.0.1:9"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 1
+    assert "cannot reach the Ray dashboard at http://127.0.0.1:9" in out.stderr
