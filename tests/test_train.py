@@ -198,5 +198,5 @@ def test_resume_a_stopped_run_from_its_folder(smoke_base, tmp_path):
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stdout
-    latest = ckpt_io.load(sorted(folder.glob("checkpoint_*"))[-1])
+    latest = ckpt_io.load(sorted(p for p in folder.glob("checkpoint_*") if p.is_dir())[-1])
     assert latest["epoch"] + 1 == cfg.train.stage1_epochs + cfg.train.stage2_epochs
