@@ -58,7 +58,8 @@ def ray_loop(cfg: C.Config, steps: int) -> dict[str, float]:
 
     run_cfg = C.from_dict(C.to_dict(cfg))
     for text in ("train.stage1_epochs=0", "train.stage2_epochs=2", f"train.steps_per_epoch={steps}",
-                 "train.eval_every=2", "tracking.heatmaps=0", "train.num_workers=1"):
+                 "train.eval_every=2", "tracking.heatmaps=0", "train.num_workers=1",
+                 "tracking.experiment=bench-train"):
         C.set_key(run_cfg, *C.parse_override(text))
     outcome = fit(run_cfg, say=lambda *_: None)
     m = outcome.metrics
