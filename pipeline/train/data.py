@@ -125,6 +125,8 @@ def split_dataset(shards: str | os.PathLike, split: str, image_size: int,
 
 def read_clips(shards: str | os.PathLike, ids: list[str]) -> list[dict[str, Any]]:
     """A few rows by id as plain dicts (heatmap clips; `dmt evaluate`), read with pyarrow."""
+    if not ids:  # tracking.heatmaps=0
+        return []
     table = shard_dataset(shards).to_table(filter=pc.field("id").isin(ids))
     rows = {r["id"]: r for r in table.to_pylist()}
     return [rows[i] for i in ids if i in rows]
