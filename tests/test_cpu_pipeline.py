@@ -44,3 +44,12 @@ def test_stage1_then_stage2_on_synth_clips_report_pseudo_label_statistics(small_
     assert stats["kept"] == len(unlabeled[0]["frame"])  # tau 0 keeps every sample
     assert 0.0 <= stats["consensus_iou"] <= 1.0
     assert 0.0 <= stats["pseudo_iou_all"] <= 1.0 and not math.isnan(stats["loss_pseudo"])
+
+
+def test_heatmap_clips_are_the_first_test_ids_and_none_when_disabled(small_shards):
+    from pipeline.train.data import read_clips, test_ids
+
+    ids = test_ids(small_shards, 2)
+    assert ids == sorted(ids) and len(ids) == 2
+    assert [row["id"] for row in read_clips(small_shards, ids)] == ids
+    assert test_ids(small_shards, 0) == [] and read_clips(small_shards, []) == []
