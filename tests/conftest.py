@@ -45,3 +45,15 @@ def synth_small(tmp_path_factory) -> Path:
     cfg = SynthConfig(clips=24, labeled=6, test=6, seed=7, duration=2.0, workers=2)
     generate(cfg, out, progress=False)
     return out
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """One intra-op thread: the 2-core machine is shared, and OpenMP with 2 threads slows down
+    badly when the other core is busy. Restored afterwards for other test files."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -30,15 +30,7 @@ from pipeline.dmt import (
     teacher_maps,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the 2-core machine is shared, and OpenMP with 2 threads slows down
-    badly when the other core is busy. Restored afterwards for other test files."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 S, T = 32, 8000  # tiny frames and 0.5 s of audio keep every step well under a second
 MODEL = ModelConfig(dim=16, width=8, image_size=S)

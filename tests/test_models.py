@@ -10,15 +10,7 @@ from pipeline.config import ModelConfig
 from pipeline.models import build_audio, build_model, build_visual
 from pipeline.models.heads import contrastive_loss, localization_map, similarity
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the 2-core machine is shared, and OpenMP with 2 threads slows down
-    badly when the other core is busy. Restored afterwards for other test files."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("kind", ["small", "resnet18", "vggish", "soundnet"])

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from pipeline.data.decode import decode_jpeg, decode_pcm16
+from pipeline.data.reader import shard_files
 from pipeline.metrics import gt_map
 
 SPLITS = ("labeled", "unlabeled", "test")
@@ -67,8 +68,9 @@ class ToTrainingBatch:
 
 
 def shard_dataset(shards: str | os.PathLike) -> pads.Dataset:
-    """The Parquet files of a shards folder (not its summary or quarantine files)."""
-    files = sorted(str(p) for p in Path(shards).glob("*.parquet"))
+    """The Parquet files of a shards folder (not its summary or quarantine files), with their
+    schema version checked."""
+    files = [str(p) for p in shard_files(shards)]
     if not files:
         raise FileNotFoundError(f"{shards}: no Parquet shards (run `dmt preprocess` first)")
     return pads.dataset(files, format="parquet")
