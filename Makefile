@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Ray: one parquet footer reader on small machines; MLflow's file store is in maintenance mode.
 export RAY_DATA_PARQUET_FOOTER_NUM_ACTORS ?= 1
 
-.PHONY: demo test test-fast test-long test-cluster lint bench-preprocess bench-train clean-data
+.PHONY: demo test test-fast test-long test-cluster lint bench-preprocess bench-train bench-quality bench-quality-quick clean-data
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,10 +19,10 @@ demo: $(STAMP)
 	$(VENV)/bin/dmt demo --config jobs/configs/demo.yaml
 
 test: $(STAMP)
-	$(PY) -m pytest tests -m "not long and not cluster"
+	$(PY) -m pytest tests -m "not long"
 
 test-long: $(STAMP)
-	$(PY) -m pytest tests -m "long or cluster"
+	$(PY) -m pytest tests -m long
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not slow"
@@ -35,6 +35,14 @@ bench-preprocess: $(STAMP)
 
 bench-train: $(STAMP)
 	$(PY) jobs/benchmarks/train_bench.py --config jobs/configs/demo.yaml
+
+# The quality benchmark (docs/benchmarks.md); rerunning with the same OUT resumes.
+BENCH_OUT ?= bench-out/quality
+bench-quality: $(STAMP)
+	$(VENV)/bin/dmt bench quality --out $(BENCH_OUT)
+
+bench-quality-quick: $(STAMP)
+	$(VENV)/bin/dmt bench quality --quick --out bench-out/quick
 
 clean-data:
 	rm -rf data ray_results mlflow.db mlartifacts

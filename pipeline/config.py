@@ -130,6 +130,9 @@ class TrainConfig:
     num_workers: int = _f(1, lo=0, help="Ray Train workers (0: in-process)")
     use_gpu: bool = _f(False)
     cpus_per_worker: float = _f(1.0, lo=0.01)
+    placement_strategy: str = _f("PACK", choices=("PACK", "SPREAD", "STRICT_PACK",
+                                                  "STRICT_SPREAD"),
+                                 help="where Ray Train places the workers (SPREAD: across nodes)")
     stage1_epochs: int = _f(5, lo=0)
     stage2_epochs: int = _f(10, lo=0)
     steps_per_epoch: int = _f(50, lo=1)
@@ -162,6 +165,26 @@ class TuneConfig:
     seed: int = _f(0, lo=0, help="seed of the search")
 
 
+BENCH_TABLES = ("A", "B", "C")
+BENCH_METHODS = ("ezvsl", "supervised", "supervised_matched", "mean_teacher", "dmt",
+                 "supervised_all", "dmt_no_nf", "dmt_no_ipl", "dmt_no_ema")
+
+
+@dataclass
+class BenchConfig:
+    """`dmt bench quality`: which rows of Tables A/B/C run, with how many seeds."""
+
+    tables: str = _f("A,B,C", help="tables to run, comma-separated subset of A,B,C")
+    methods: str = _f("", help="only these methods, comma-separated (empty: every row)")
+    seeds: int = _f(3, lo=1, help="seeds of Table A's learned rows")
+    ablation_seeds: int = _f(2, lo=1, help="seeds of Tables B and C")
+    fraction: float = _f(0.03, lo=0.0, hi=1.0, help="labeled fraction of Tables A and B")
+    fractions: str = _f("0.01,0.03,0.1", help="labeled fractions of Table C, comma-separated")
+    parallel: int = _f(0, lo=0, help="rows trained at once (0: one per CPU of the cluster)")
+    threads: int = _f(1, lo=1, help="torch threads per row")
+    matched_max_epochs: int = _f(200, lo=1, help="cap of the compute-matched row's epochs")
+
+
 @dataclass
 class Config:
     name: str = _f("demo")
@@ -172,6 +195,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
 
 
 # ---------------------------------------------------------------- flatten / set
@@ -289,6 +313,30 @@ def _validate_relations(cfg: Config) -> None:
                           f"scene has its own category")
     if s.frame_size % 2:
         raise ConfigError(f"data.synth.frame_size: {s.frame_size} must be even (H.264)")
+    bench_lists(cfg.bench)
+
+
+def bench_lists(b: BenchConfig) -> tuple[list[str], list[str], list[float]]:
+    """(tables, methods, fractions) of ``bench``, validated; methods empty means all."""
+    def items(text: str) -> list[str]:
+        return [t.strip() for t in text.split(",") if t.strip()]
+
+    tables, methods = items(b.tables), items(b.methods)
+    for key, values, allowed in (("bench.tables", tables, BENCH_TABLES),
+                                 ("bench.methods", methods, BENCH_METHODS)):
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            raise ConfigError(f"{key}: {', '.join(bad)} not among {', '.join(allowed)}")
+    try:
+        fractions = [float(t) for t in items(b.fractions)]
+    except ValueError:
+        raise ConfigError(f"bench.fractions: {b.fractions!r} is not a comma-separated list of "
+                          f"numbers") from None
+    if not all(0.0 < f <= 1.0 for f in fractions):
+        raise ConfigError(f"bench.fractions: {b.fractions!r}: every fraction must be in (0, 1]")
+    if not 0.0 < b.fraction <= 1.0:
+        raise ConfigError(f"bench.fraction: {b.fraction} must be in (0, 1]")
+    return tables, methods, fractions
 
 
 def from_dict(data: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:

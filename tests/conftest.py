@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import config as C
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 METADATA = SHARED / "data" / "avsl-metadata"
@@ -57,3 +59,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def smoke_base(tmp_path_factory, ray_session):
+    """The smoke config pointed at a private folder, its data synthesised and preprocessed."""
+    from pipeline.train.driver import ensure_dataset
+
+    root = tmp_path_factory.mktemp("smoke_run")
+    cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
+        f"data.root={root / 'data'}", f"train.storage={root / 'ray_results'}",
+        f"tracking.uri=sqlite:///{root / 'mlflow.db'}"])
+    summary = ensure_dataset(cfg, say=lambda *_: None)
+    assert summary["rows"] == cfg.data.synth.clips
+    return cfg

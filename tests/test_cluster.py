@@ -2,10 +2,10 @@
 the Jobs API with token authentication, then checks on the job, the nodes, the training workers'
 placement and the MLflow store.
 
-Resources are explicit and small: head 3 logical CPUs, worker node 2, 4 GB / 500 MB each. Two
-training workers of 1.6 CPUs cannot both fit on one node, so they land on different nodes even
-though Ray Train packs a worker group by default (PACK); the head keeps a whole CPU free for
-Ray Data's ListFiles task (it asks for 1 CPU whatever read_parquet's num_cpus says).
+Resources are explicit and small: head 3 logical CPUs, worker node 2, 4 GB / 500 MB each. The
+job asks for two training workers with ``train.placement_strategy=STRICT_SPREAD`` (one per node;
+Ray Train's default PACK would put both on the head); the head keeps CPUs free for the job's
+driver and Ray Data's ListFiles task (it asks for 1 CPU whatever read_parquet's num_cpus says).
 
 Only processes this test starts are stopped (cluster/local/stop.sh over a private state dir);
 never `ray stop`.
@@ -106,7 +106,8 @@ def test_two_node_demo_job(two_nodes, tmp_path):
            "--set", f"data.root={tmp_path / 'smoke'}",
            "--set", f"train.storage={tmp_path / 'ray_results'}",
            "--set", f"tracking.uri={uri}",
-           "--set", "train.num_workers=2", "--set", "train.cpus_per_worker=1.6",
+           "--set", "train.num_workers=2", "--set", "train.cpus_per_worker=1",
+           "--set", "train.placement_strategy=STRICT_SPREAD",
            "--set", "tracking.heatmaps=1"]
     t0 = time.perf_counter()
     log = tmp_path / "submit.log"
@@ -146,6 +147,7 @@ def test_two_node_demo_job(two_nodes, tmp_path):
     run = runs[0]
     assert run.info.run_id in text
     assert run.data.params["train.num_workers"] == "2"
+    assert run.data.params["train.placement_strategy"] == "STRICT_SPREAD"
     assert any(k.startswith("test/") for k in run.data.metrics), sorted(run.data.metrics)
     assert "model" in tracking.list_artifacts(uri, run.info.run_id)
     assert f"/runs/{run.info.run_id}" in listing.stdout  # dmt jobs links the run

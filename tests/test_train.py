@@ -20,20 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def smoke_base(tmp_path_factory, ray_session):
-    """The smoke config pointed at a private folder, its data synthesised and preprocessed."""
-    from pipeline.train.driver import ensure_dataset
-
-    root = tmp_path_factory.mktemp("smoke_run")
-    cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
-        f"data.root={root / 'data'}", f"train.storage={root / 'ray_results'}",
-        f"tracking.uri=sqlite:///{root / 'mlflow.db'}"])
-    summary = ensure_dataset(cfg, say=lambda *_: None)
-    assert summary["rows"] == cfg.data.synth.clips
-    return cfg
-
-
 def _with(cfg: C.Config, *overrides: str) -> C.Config:
     out = C.from_dict(C.to_dict(cfg))
     for text in overrides:

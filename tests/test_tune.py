@@ -59,7 +59,6 @@ def test_concurrency_fits_the_cluster():
 
 
 @pytest.mark.slow
-@pytest.mark.long
 def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
         tmp_path, ray_session):
     from pipeline.train.driver import fit

@@ -124,7 +124,8 @@ def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config:
         train_loop_config=loop_config,
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.train.num_workers,
                                                use_gpu=cfg.train.use_gpu,
-                                               resources_per_worker=resources),
+                                               resources_per_worker=resources,
+                                               placement_strategy=cfg.train.placement_strategy),
         run_config=ray.train.RunConfig(
             name=name, storage_path=str(storage), callbacks=callbacks or None,
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),

@@ -1,0 +1,117 @@
+"""The benchmark's clips, decoded once into arrays, and the batches every row trains on.
+
+A quality benchmark trains dozens of small models on the same few thousand clips; decoding the
+shards once (``ToTrainingBatch``, the same conversion the Ray Data pipeline applies) and sharing
+the arrays through Ray's object store takes decoding out of every row's time, so rows differ only
+in what they compute. Ray-free: the arrays and iterators are plain numpy.
+
+The synthetic benchmark knows every clip's box, so the labeled set of a row is chosen here, as a
+fraction of the training pool (every non-test clip); the nested choice (1% within 3% within 10%)
+makes Table C's rows differ only in how many labels they get.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.train import data as train_data
+
+
+@dataclass
+class ClipArrays:
+    """All clips of a shard folder. ``frame`` (N, 3, S, S) uint8, ``audio`` (N, T) float32,
+    ``map`` (N, 224, 224) float16 ground-truth maps, ``has_boxes`` (N,) bool, ``ids`` (N,) str,
+    ``is_test`` (N,) bool."""
+
+    ids: np.ndarray
+    is_test: np.ndarray
+    frame: np.ndarray
+    audio: np.ndarray
+    map: np.ndarray
+    has_boxes: np.ndarray
+
+    @property
+    def pool(self) -> np.ndarray:
+        """Indices of the training pool (every non-test clip), in id order."""
+        idx = np.flatnonzero(~self.is_test)
+        return idx[np.argsort(self.ids[idx], kind="stable")]
+
+    @property
+    def test(self) -> np.ndarray:
+        idx = np.flatnonzero(self.is_test)
+        return idx[np.argsort(self.ids[idx], kind="stable")]
+
+
+def _objects(values: list) -> np.ndarray:
+    """A 1-D object array of ``values`` (np.asarray would stack equal-length box lists)."""
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        out[i] = value
+    return out
+
+
+def load_clips(shards: str | os.PathLike, image_size: int, chunk: int = 64) -> ClipArrays:
+    """Decode every row of ``shards`` (frames squashed to ``image_size``)."""
+    convert = train_data.ToTrainingBatch(image_size, "gt")
+    table = train_data.shard_dataset(shards).to_table()
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("id", "frame", "audio", "gt",
+                                                           "has_boxes")}
+    splits = np.asarray(table.column("split").to_pylist()).astype(str)
+    for batch in table.to_batches(max_chunksize=chunk):
+        cols = {name: _objects(batch.column(name).to_pylist())
+                for name in ("id", "frame_jpeg", "audio", "has_boxes", "boxes", "boxes_256",
+                             "box_format")}
+        out = convert(cols)
+        for key in parts:
+            parts[key].append(out[key])
+    if not parts["id"]:
+        raise ValueError(f"{shards}: no rows to benchmark on")
+    return ClipArrays(ids=np.concatenate(parts["id"]), is_test=splits == "test",
+                      frame=np.concatenate(parts["frame"]), audio=np.concatenate(parts["audio"]),
+                      map=np.concatenate(parts["gt"]).astype(np.float16),
+                      has_boxes=np.concatenate(parts["has_boxes"]))
+
+
+def labeled_subset(clips: ClipArrays, fraction: float, seed: int = 0) -> np.ndarray:
+    """The first ``round(fraction * pool)`` clips (at least 1) of one fixed permutation of the
+    pool, so a smaller fraction's subset lies inside a larger one's. Only clips with boxes."""
+    pool = clips.pool[clips.has_boxes[clips.pool]]
+    if not len(pool):
+        raise ValueError("the training pool has no clips with boxes: the quality benchmark "
+                         "needs a dataset that knows every box (data.format=synth)")
+    order = np.random.default_rng(seed).permutation(pool)
+    n = min(len(order), max(1, round(fraction * len(clips.pool))))
+    return np.sort(order[:n])
+
+
+def batch_of(clips: ClipArrays, idx: np.ndarray, map_key: str | None) -> dict[str, np.ndarray]:
+    """One batch in the layout of ``ToTrainingBatch`` (the map under ``map_key``, float32)."""
+    out = {"id": clips.ids[idx], "frame": clips.frame[idx], "audio": clips.audio[idx],
+           "has_boxes": clips.has_boxes[idx]}
+    if map_key:
+        out[map_key] = clips.map[idx].astype(np.float32)
+    return out
+
+
+def endless_batches(clips: ClipArrays, indices: np.ndarray, batch_size: int,
+                    map_key: str | None, rng: np.random.Generator) -> Iterator[dict]:
+    """Shuffled passes over ``indices``; a pass drops its incomplete last batch. A set smaller
+    than ``batch_size`` gives batches of the whole set (no clip twice in a contrastive batch)."""
+    if not len(indices):
+        raise ValueError("no clips to draw batches from")
+    size = min(batch_size, len(indices))
+    while True:
+        order = rng.permutation(indices)
+        for start in range(0, len(order) - size + 1, size):
+            yield batch_of(clips, order[start:start + size], map_key)
+
+
+def ordered_batches(clips: ClipArrays, indices: np.ndarray, batch_size: int,
+                    map_key: str = "gt") -> Iterator[dict]:
+    """One pass in order (evaluation), the last batch possibly smaller."""
+    for start in range(0, len(indices), batch_size):
+        yield batch_of(clips, indices[start:start + batch_size], map_key)

@@ -1,0 +1,111 @@
+"""The rows of the quality benchmark (Tables A, B, C) and the training config of each.
+
+Every learned row is one method at one labeled fraction and one seed, trained with the base
+config's steps so that rows differ only in the method:
+
+- ``ezvsl``: contrastive only, on every training clip, no boxes (all epochs are stage 2).
+- ``supervised``: one network on the labeled clips only, as many steps as DMT.
+- ``supervised_matched``: two networks (the two audio backbones DMT uses) trained on the labeled
+  clips for DMT's compute (CPU seconds of its training loop), maps averaged: DMT costs about 2.7x
+  one model, and this row asks whether the extra compute alone explains its gain.
+- ``mean_teacher``: one teacher-student pair, pseudo-labels from its teacher, no filtering.
+- ``dmt`` and its ablations ``dmt_no_nf`` / ``dmt_no_ipl`` / ``dmt_no_ema`` (the paper's Fig. 5).
+- ``supervised_all``: every training clip labeled, the upper bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline import config as config_mod
+
+# bench method -> overrides of the base config (dotted keys)
+METHOD_OVERRIDES: dict[str, dict[str, object]] = {
+    "ezvsl": {"dmt.method": "ezvsl"},
+    "supervised": {"dmt.method": "supervised"},
+    "supervised_matched": {"dmt.method": "dmt", "train.stage2_epochs": 0,
+                           "dmt.eval_model": "teacher_mean"},
+    "mean_teacher": {"dmt.method": "mean_teacher"},
+    "dmt": {"dmt.method": "dmt"},
+    "supervised_all": {"dmt.method": "supervised"},
+    "dmt_no_nf": {"dmt.method": "dmt", "dmt.noise_filtering": False},
+    "dmt_no_ipl": {"dmt.method": "dmt", "dmt.ipl": False},
+    "dmt_no_ema": {"dmt.method": "dmt", "dmt.ema": False},
+}
+TABLE_METHODS = {
+    "A": ("ezvsl", "supervised", "supervised_matched", "mean_teacher", "dmt", "supervised_all"),
+    "B": ("dmt", "dmt_no_nf", "dmt_no_ipl", "dmt_no_ema"),
+    "C": ("dmt", "supervised"),
+}
+NO_LABELS = ("ezvsl",)  # never reads a box
+ALL_LABELS = ("supervised_all",)
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    method: str
+    fraction: float  # labeled fraction of the training pool (1.0 for supervised_all)
+    seed: int
+    tables: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}@{self.fraction:g}#seed{self.seed}"
+
+    @property
+    def budget_of(self) -> str | None:
+        """Key of the row whose training compute this row matches (compute-matched rows)."""
+        if self.method == "supervised_matched":
+            return BenchRow("dmt", self.fraction, self.seed, ()).key
+        return None
+
+
+def _wanted(cfg: config_mod.Config) -> list[tuple[str, str, float, int]]:
+    """(table, method, fraction, seed) before de-duplication."""
+    tables, _, fractions = config_mod.bench_lists(cfg.bench)
+    b = cfg.bench
+    out = []
+    for table in tables:
+        seeds = b.seeds if table == "A" else b.ablation_seeds
+        fracs = fractions if table == "C" else [b.fraction]
+        for method in TABLE_METHODS[table]:
+            for fraction in fracs:
+                for seed in range(seeds):
+                    out.append((table, method, 1.0 if method in ALL_LABELS else fraction, seed))
+    return out
+
+
+def build_plan(cfg: config_mod.Config) -> list[BenchRow]:
+    """The rows to run, de-duplicated (a row shared by several tables runs once), filtered by
+    ``bench.methods``; compute-matched rows come after the row they match."""
+    _, methods, _ = config_mod.bench_lists(cfg.bench)
+    merged: dict[tuple, set[str]] = {}
+    for table, method, fraction, seed in _wanted(cfg):
+        if methods and method not in methods:
+            continue
+        merged.setdefault((method, round(fraction, 6), seed), set()).add(table)
+    rows = [BenchRow(m, f, s, tuple(sorted(t))) for (m, f, s), t in merged.items()]
+    keys = {r.key for r in rows}
+    for row in rows:
+        if row.budget_of and row.budget_of not in keys:
+            raise config_mod.ConfigError(
+                f"bench.methods: {row.method} matches the compute of the dmt row "
+                f"{row.budget_of}; include dmt in bench.methods")
+    return sorted(rows, key=lambda r: (r.budget_of is not None, r.seed, r.method, r.fraction))
+
+
+def row_config(cfg: config_mod.Config, row: BenchRow) -> config_mod.Config:
+    """The base config with the row's method, seed and (for the compute-matched row) a stage 1
+    long enough for the budget; ezvsl runs all epochs as stage 2, so it gets stage 1's too."""
+    out = config_mod.from_dict(config_mod.to_dict(cfg))
+    for key, value in METHOD_OVERRIDES[row.method].items():
+        config_mod.set_key(out, key, value)
+    config_mod.set_key(out, "train.seed", row.seed)
+    if row.method == "ezvsl":
+        out.train.stage2_epochs += out.train.stage1_epochs
+        out.train.stage1_epochs = 0
+    if row.method == "supervised_matched":
+        out.train.stage1_epochs = cfg.bench.matched_max_epochs
+    out.name = f"{cfg.name}-{row.method}"
+    return out
+

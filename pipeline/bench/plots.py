@@ -1,0 +1,104 @@
+"""The benchmark's figures: CIoU against the labeled fraction (Table C as a plot) and the
+pseudo-label quality and kept count per stage-2 epoch (the paper's Figure 5(a) and 5(d))."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CURVE_METHODS = ("dmt", "supervised")
+LEVEL_METHODS = ("supervised_all", "ezvsl")
+PSEUDO_METHODS = ("dmt", "dmt_no_nf", "dmt_no_ipl", "dmt_no_ema", "mean_teacher")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def ciou_vs_fraction(out: Path, agg: dict) -> Path | None:
+    curves = {m: sorted((f, a) for (name, f), a in agg.items() if name == m and f is not None)
+              for m in CURVE_METHODS}
+    if not any(len(c) > 1 for c in curves.values()):
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, metric, title in ((axes[0], "ciou", "median rule"),
+                              (axes[1], "ciou_fixed", "fixed 0.5 threshold")):
+        for m, pts in curves.items():
+            if pts:
+                xs = [100 * f for f, _ in pts]
+                ax.errorbar(xs, [a[metric][0] for _, a in pts], yerr=[a[metric][1] for _, a in pts],
+                            marker="o", capsize=3, label=m)
+        for m in LEVEL_METHODS:
+            hits = [a for (name, _), a in agg.items() if name == m]
+            if hits:
+                ax.axhline(hits[0][metric][0], ls="--", lw=1, color="grey" if m == "ezvsl"
+                           else "black", label=m)
+        ax.set_xscale("log")
+        ax.set_xlabel("labeled clips, % of the training pool")
+        ax.set_title(f"test CIoU, {title}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("CIoU")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "ciou_vs_fraction.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _mean_history(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Stage-2 epochs (numbered from 1) and the mean over seeds of ``key``."""
+    series = []
+    for r in rows:
+        vals = [h.get(key, np.nan) for h in r.get("history", []) if h.get("stage") == 2]
+        series.append(vals)
+    n = min((len(s) for s in series), default=0)
+    if n == 0:
+        return np.arange(0), np.zeros(0)
+    return np.arange(1, n + 1), np.nanmean(np.array([s[:n] for s in series], float), axis=0)
+
+
+def pseudo_labels(out: Path, rows: list[dict[str, Any]], fraction: float) -> Path | None:
+    groups = {m: [r for r in rows if r["method"] == m and r["fraction"] is not None
+                  and abs(r["fraction"] - fraction) < 1e-9 and r.get("history")]
+              for m in PSEUDO_METHODS}
+    groups = {m: rs for m, rs in groups.items() if rs}
+    if not groups:
+        return None
+    plt = _plt()
+    fig, (ax_iou, ax_kept) = plt.subplots(1, 2, figsize=(10, 4))
+    for i, (m, rs) in enumerate(groups.items()):
+        colour = f"C{i}"
+        x, before = _mean_history(rs, "pseudo_iou_all")
+        _, after = _mean_history(rs, "pseudo_iou_kept")
+        if len(x):
+            ax_iou.plot(x, before, ls="--", color=colour, label=f"{m}, all")
+            ax_iou.plot(x, after, ls="-", color=colour, label=f"{m}, kept")
+        x, kept = _mean_history(rs, "kept")
+        if len(x):
+            ax_kept.plot(x, kept, marker=".", color=colour, label=m)
+    ax_iou.set_title("pseudo-label IoU with the true box (before / after NF)")
+    ax_kept.set_title("unlabeled clips kept per batch")
+    for ax in (ax_iou, ax_kept):
+        ax.set_xlabel("stage-2 epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "pseudo_labels.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_plots(out: Path, rows: list[dict[str, Any]], agg: dict, fraction: float
+                ) -> list[Path]:
+    made = [ciou_vs_fraction(out, agg), pseudo_labels(out, rows, fraction)]
+    return [p for p in made if p is not None]

@@ -1,0 +1,188 @@
+"""`dmt bench quality`: run the benchmark's rows as Ray tasks, track them, write the report.
+
+The clips are decoded once and shared through the object store; each row is one Ray task
+(``bench.threads`` CPUs) that trains in-process (``runner.train_row``), so rows spread over the
+cluster's nodes and a 2-CPU machine trains two at once. The driver is the only MLflow writer (one
+child run per row under a parent run, logged when the row returns), so SQLite stores are safe.
+``DIR/results.json`` is rewritten after every row and read back on the next invocation: an
+interrupted benchmark resumes where it stopped (``fresh=True`` starts over).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import config as config_mod
+from pipeline import metrics as metrics_mod
+from pipeline import tracking
+from pipeline.bench import report
+from pipeline.bench.memory import ClipArrays, load_clips
+from pipeline.bench.plan import BenchRow, build_plan, row_config
+from pipeline.train import checkpoint as ckpt_io
+
+RESULTS = "results.json"
+SUMMARY_KEYS = ("ciou", "auc", "mean_ciou", "ciou_fixed", "auc_fixed", "mean_ciou_fixed", "mse")
+
+
+@dataclass
+class BenchOutcome:
+    rows: list[dict[str, Any]]
+    out_dir: Path
+    parent_run_id: str
+    failed: list[str]
+
+
+def trivial_rows(clips: ClipArrays) -> list[dict[str, Any]]:
+    """Whole image, centre box and oracle on the test split (no training, no seed)."""
+    gts = clips.map[clips.test].astype(np.float32)
+    preds = {"whole_image": np.broadcast_to(metrics_mod.whole_image_map(), gts.shape),
+             "centre_box": np.broadcast_to(metrics_mod.centre_box_map(), gts.shape),
+             "oracle": np.stack([metrics_mod.oracle_map(g) for g in gts])}
+    rows = []
+    for name, maps in preds.items():
+        scores = metrics_mod.evaluate_maps(maps, gts)
+        rows.append({"key": name, "method": name, "tables": ["A"], "fraction": None,
+                     "labeled": 0, "seed": None, "checkpoint": None,
+                     **{k: float(scores[k]) for k in SUMMARY_KEYS}, "n_test": len(gts)})
+    return rows
+
+
+def _train_task(cfg_dict, row, clips, threads, budget, data_seed):
+    from pipeline.bench.runner import train_row  # imported in the Ray worker
+
+    return train_row(cfg_dict, row, clips, threads, budget, data_seed)
+
+
+def _load_results(out: Path) -> dict[str, dict[str, Any]]:
+    path = out / RESULTS
+    if not path.is_file():
+        return {}
+    return {r["key"]: r for r in json.loads(path.read_text()) if not r.get("error")}
+
+
+def _write_results(out: Path, results: dict[str, dict[str, Any]]) -> None:
+    tmp = out / (RESULTS + ".tmp")
+    tmp.write_text(json.dumps(list(results.values()), indent=1))
+    tmp.replace(out / RESULTS)
+
+
+def _parent_run(cfg: config_mod.Config, out: Path, uri: str, experiment: str, fresh: bool
+                ) -> str:
+    """The sweep-like parent run; reused when resuming the same folder and store."""
+    marker = out / "mlflow_parent.json"
+    if marker.is_file() and not fresh:
+        info = json.loads(marker.read_text())
+        if info.get("uri") == uri:
+            return info["run_id"]
+    run_id = tracking.start_run(uri, experiment, f"bench-quality {cfg.name}",
+                                config_mod.flatten(cfg),
+                                tracking.reproducibility_tags({"bench.out": str(out)}))
+    marker.write_text(json.dumps({"uri": uri, "run_id": run_id}))
+    return run_id
+
+
+def _record(row: BenchRow, cfg_row: config_mod.Config, result: dict[str, Any], out: Path,
+            uri: str, experiment: str, parent_id: str) -> dict[str, Any]:
+    """Checkpoint on disk, one MLflow child run, and the results.json row of a finished row."""
+    m = result["metrics"]
+    folder = out / "checkpoints" / row.key.replace("@", "_").replace("#", "_")
+    path = ckpt_io.save(folder, result["state"], epoch=result["epochs"] - 1,
+                        config=config_mod.to_dict(cfg_row), metrics=m)
+    run_id = tracking.start_run(
+        uri, experiment, row.key,
+        {**config_mod.flatten(cfg_row), "row.method": row.method, "row.fraction": row.fraction,
+         "row.seed": row.seed, "row.labeled": result["labeled"]},
+        tracking.reproducibility_tags({"bench.tables": ",".join(row.tables),
+                                       "bench.reported": result["reported"]}), parent_id)
+    logger = tracking.RunLogger(uri, run_id)
+    for entry in result["history"]:
+        logger.log_metrics({f"train/{k}": v for k, v in entry.items() if k != "epoch"},
+                           step=int(entry["epoch"]))
+    logger.log_metrics({**m, "time/train_cpu_s": result["train_cpu_s"],
+                        "time/train_wall_s": result["train_wall_s"]}, step=result["epochs"])
+    logger.log_artifact(path, "model")
+    logger.end()
+    return {"key": row.key, "method": row.method, "tables": list(row.tables),
+            "fraction": row.fraction, "labeled": result["labeled"], "seed": row.seed,
+            **{k: float(m[f"test/{k}"]) for k in SUMMARY_KEYS}, "n_test": int(m["test/n"]),
+            "reported": result["reported"], "checkpoint": str(path),
+            "train_cpu_s": result["train_cpu_s"], "train_wall_s": result["train_wall_s"],
+            "steps": result["steps"], "epochs": result["epochs"],
+            "history": result["history"], "mlflow_run_id": run_id}
+
+
+def _next_ready(todo: list[BenchRow], results: dict[str, Any]) -> BenchRow | None:
+    return next((r for r in todo if r.budget_of is None or r.budget_of in results), None)
+
+
+def run_quality(cfg: config_mod.Config, out_dir: str | Path, *, fresh: bool = False,
+                say=print) -> BenchOutcome:
+    import ray
+
+    from pipeline.train.driver import ensure_dataset, ensure_ray
+
+    cfg = config_mod.resolve_paths(cfg)
+    rows = build_plan(cfg)  # config errors before any work
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(config_mod.dump_yaml(cfg))
+    t_start = time.perf_counter()
+    ensure_ray()
+    ensure_dataset(cfg, say)
+    clips = load_clips(config_mod.data_paths(cfg.data).shards, cfg.model.image_size)
+    say(f"[bench] {len(clips.ids)} clips in memory ({len(clips.pool)} training pool, "
+        f"{len(clips.test)} test) after {time.perf_counter() - t_start:.0f} s")
+    results = {} if fresh else _load_results(out)
+    results.update({r["key"]: r for r in trivial_rows(clips)})
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+    experiment = cfg.tracking.experiment or cfg.name
+    parent_id = _parent_run(cfg, out, uri, experiment, fresh)
+    todo = [r for r in rows if r.key not in results]
+    say(f"[bench] {len(rows)} learned rows, {len(rows) - len(todo)} already in {out / RESULTS}")
+    threads = cfg.bench.threads
+    parallel = cfg.bench.parallel or max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
+    clips_ref, task = ray.put(clips), ray.remote(_train_task)
+    running: dict[Any, tuple[BenchRow, config_mod.Config, float]] = {}
+    failed: list[str] = []
+    while todo or running:
+        while len(running) < parallel and (row := _next_ready(todo, results)) is not None:
+            todo.remove(row)
+            cfg_row = row_config(cfg, row)
+            budget = results[row.budget_of]["train_cpu_s"] if row.budget_of else None
+            ref = task.options(num_cpus=threads).remote(
+                config_mod.to_dict(cfg_row), row, clips_ref, threads, budget,
+                cfg.data.synth.seed)
+            running[ref] = (row, cfg_row, time.perf_counter())
+        if not running:  # what is left waits on rows that failed
+            failed.extend(r.key for r in todo)
+            break
+        (done,), _ = ray.wait(list(running), num_returns=1)
+        row, cfg_row, t0 = running.pop(done)
+        try:
+            results[row.key] = _record(row, cfg_row, ray.get(done), out, uri, experiment,
+                                       parent_id)
+            r = results[row.key]
+            say(f"[bench] {row.key}: CIoU {r['ciou']:.3f} (fixed {r['ciou_fixed']:.3f}) in "
+                f"{time.perf_counter() - t0:.0f} s, {r['train_cpu_s']:.0f} CPU-s training")
+        except Exception as exc:  # noqa: BLE001 - one failed row must not lose the others
+            failed.append(row.key)
+            say(f"[bench] {row.key} FAILED: {type(exc).__name__}: {exc}")
+        _write_results(out, results)
+        report.write_report(out, list(results.values()), cfg, time.perf_counter() - t_start)
+    _finish_parent(uri, parent_id, out, failed)
+    return BenchOutcome(list(results.values()), out, parent_id, failed)
+
+
+def _finish_parent(uri: str, parent_id: str, out: Path, failed: list[str]) -> None:
+    logger = tracking.RunLogger(uri, parent_id)
+    for name in (RESULTS, "report.md", *sorted(p.name for p in out.glob("*.png"))):
+        if (out / name).is_file():
+            logger.log_artifact(out / name, "report")
+    logger.set_tags({"bench.failed_rows": ",".join(failed) or "none"})
+    logger.end("FAILED" if failed else "FINISHED")

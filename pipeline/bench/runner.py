@@ -1,0 +1,95 @@
+"""Train and evaluate one benchmark row in this process: plain PyTorch, no Ray, no MLflow.
+
+The steps are the product's own (``run_epoch`` -> ``stage1_step`` / ``dmt_step``, scored by
+``evaluation.score_batches``); only the batches come from memory (``memory.py``) instead of a Ray
+Dataset. Compute is measured as the CPU seconds of this process's training loop (one torch
+thread per row), which other rows running beside it on other cores do not inflate the way they
+inflate wall time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline import config as config_mod
+from pipeline.bench.memory import ClipArrays, endless_batches, labeled_subset, ordered_batches
+from pipeline.bench.plan import ALL_LABELS, NO_LABELS, BenchRow
+from pipeline.dmt.state import make_state
+from pipeline.train import data as train_data
+from pipeline.train import evaluation
+from pipeline.train.loop import run_epoch, seed_everything, stage_of, total_epochs
+
+HISTORY_KEYS = ("train/loss_total", "train/loss_sup", "train/loss_pseudo", "train/loss_con",
+                "train/kept", "train/filtered", "train/consensus_iou", "train/pseudo_iou_all",
+                "train/pseudo_iou_kept", "train/samples_per_s")
+
+
+def row_indices(clips: ClipArrays, row: BenchRow, data_seed: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(labeled, unlabeled) indices of the training pool for ``row``.
+
+    ezvsl reads no box, so every pool clip feeds it on both streams; supervised_all labels the
+    whole pool; every other row gets the nested labeled subset and the rest as unlabeled."""
+    pool = clips.pool
+    if row.method in NO_LABELS:
+        return pool, pool
+    if row.method in ALL_LABELS:
+        return labeled_subset(clips, 1.0, data_seed), np.empty(0, dtype=int)
+    labeled = labeled_subset(clips, row.fraction, data_seed)
+    return labeled, np.setdiff1d(pool, labeled)
+
+
+def _history_entry(epoch: int, stage: int, metrics: dict[str, float], cpu_s: float
+                   ) -> dict[str, float]:
+    entry = {"epoch": epoch + 1, "stage": stage, "cpu_s": cpu_s}
+    entry.update({k.removeprefix("train/"): float(metrics[k]) for k in HISTORY_KEYS
+                  if k in metrics})
+    return entry
+
+
+def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, threads: int = 1,
+              budget_cpu_s: float | None = None, data_seed: int = 0) -> dict[str, Any]:
+    """Train ``row`` with the config ``cfg_dict`` and score its reported map on the test split.
+
+    ``budget_cpu_s``: stop after the first epoch at which the loop has used this much CPU time
+    (compute-matched rows), instead of after the config's epochs. Returns ``metrics`` (the
+    ``test/...`` keys of ``evaluation.summarize_scores``), ``history`` (per epoch), ``state``
+    (the training state dict, for the checkpoint), steps, epochs, ``train_cpu_s`` and
+    ``train_wall_s``, and ``labeled`` (boxes the row could read).
+    """
+    cfg = config_mod.from_dict(cfg_dict)
+    torch.set_num_threads(threads)
+    seed_everything(cfg.train.seed)
+    state = make_state(cfg.model, cfg.dmt, cfg.optim, "cpu", seed=cfg.train.seed,
+                       sample_rate=cfg.data.sample_rate)
+    rng = np.random.default_rng(cfg.train.seed * 7919 + 1)
+    lab_idx, unl_idx = row_indices(clips, row, data_seed)
+    labeled = endless_batches(clips, lab_idx, cfg.optim.batch_size, "gt", rng)
+    n_unl = max(1, round(cfg.optim.batch_size * cfg.optim.unlabeled_ratio))
+    unlabeled = None
+    if len(unl_idx) and cfg.dmt.method != "supervised" and cfg.optim.unlabeled_ratio > 0:
+        unlabeled = endless_batches(clips, unl_idx, n_unl, "true_map", rng)
+    to_device = lambda b: train_data.to_torch(b, state.device)  # noqa: E731
+    history: list[dict[str, float]] = []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for epoch in range(total_epochs(cfg)):
+        stage = stage_of(epoch, cfg)
+        metrics = run_epoch(state, cfg, stage, labeled, unlabeled, to_device)
+        cpu_s = time.process_time() - cpu0
+        history.append(_history_entry(epoch, stage, metrics, cpu_s))
+        if budget_cpu_s is not None and cpu_s >= budget_cpu_s:
+            break
+    train_cpu, train_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    scores = evaluation.score_batches(state, ordered_batches(clips, clips.test, 64), to_device)
+    headline = evaluation.reported_role(state.method, cfg.dmt.eval_model)
+    return {
+        "metrics": evaluation.summarize_scores(scores, "test", headline),
+        "history": history, "state": state.state_dict(), "steps": state.step,
+        "epochs": len(history), "train_cpu_s": train_cpu, "train_wall_s": train_wall,
+        "labeled": 0 if row.method in NO_LABELS else int(len(lab_idx)),
+        "reported": headline,
+    }

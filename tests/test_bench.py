@@ -1,0 +1,163 @@
+"""The quality benchmark: its plan, labeled subsets, compute matching, report and a smoke run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import config as C
+from pipeline import tracking
+from pipeline.bench import memory, plan, report
+from pipeline.bench.plan import BenchRow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_plan_shares_rows_between_tables_and_orders_compute_matched_rows_last():
+    cfg = C.load(REPO / "jobs/configs/bench.yaml")
+    rows = plan.build_plan(cfg)
+    keys = [r.key for r in rows]
+    assert len(keys) == len(set(keys))
+    by_key = {r.key: r for r in rows}
+    assert by_key["dmt@0.03#seed0"].tables == ("A", "B", "C")  # one run serves three tables
+    assert by_key["dmt@0.03#seed2"].tables == ("A",)  # Tables B and C use 2 seeds
+    assert "supervised_all@1#seed0" in by_key and "dmt@0.1#seed1" in by_key
+    matched = [i for i, r in enumerate(rows) if r.method == "supervised_matched"]
+    assert matched and min(matched) > max(i for i, r in enumerate(rows) if r.method == "dmt")
+    assert by_key["supervised_matched@0.03#seed1"].budget_of == "dmt@0.03#seed1"
+
+
+def test_plan_filters_methods_and_refuses_a_matched_row_without_dmt():
+    cfg = C.load(REPO / "jobs/configs/bench_quick.yaml")
+    assert {r.method for r in plan.build_plan(cfg)} == {"supervised", "ezvsl", "dmt"}
+    C.set_key(cfg, "bench.methods", "supervised_matched")
+    with pytest.raises(C.ConfigError, match="include dmt"):
+        plan.build_plan(cfg)
+    with pytest.raises(C.ConfigError, match="bench.fractions"):
+        C.load(None, ["bench.fractions=0.1,2"])
+    with pytest.raises(C.ConfigError, match="bench.methods: dmt_typo"):
+        C.load(None, ["bench.methods=dmt_typo"])
+
+
+def test_row_configs_change_only_the_method_and_its_schedule():
+    cfg = C.load(REPO / "jobs/configs/bench.yaml")
+    base = C.flatten(cfg)
+    ez = C.flatten(plan.row_config(cfg, BenchRow("ezvsl", 0.03, 1, ("A",))))
+    assert ez["dmt.method"] == "ezvsl" and ez["train.seed"] == 1
+    assert ez["train.stage1_epochs"] == 0
+    assert ez["train.stage2_epochs"] == base["train.stage1_epochs"] + base["train.stage2_epochs"]
+    nf = C.flatten(plan.row_config(cfg, BenchRow("dmt_no_nf", 0.03, 0, ("B",))))
+    changed = {k for k in base if base[k] != nf[k]}
+    assert changed == {"name", "dmt.noise_filtering"}
+    m = plan.row_config(cfg, BenchRow("supervised_matched", 0.03, 0, ("A",)))
+    assert (m.dmt.method, m.train.stage2_epochs) == ("dmt", 0)  # two networks, labeled only
+
+
+def _arrays(n: int, test: int, with_boxes: bool = True) -> memory.ClipArrays:
+    ids = np.array([f"c{i:03d}" for i in range(n)])
+    return memory.ClipArrays(
+        ids=ids, is_test=np.arange(n) >= n - test,
+        frame=np.zeros((n, 3, 8, 8), np.uint8), audio=np.zeros((n, 16), np.float32),
+        map=np.zeros((n, 224, 224), np.float16), has_boxes=np.full(n, with_boxes))
+
+
+def test_labeled_subsets_are_nested_inside_the_training_pool():
+    clips = _arrays(120, 20)
+    small, mid, big = (set(memory.labeled_subset(clips, f, seed=3)) for f in (0.01, 0.03, 0.1))
+    assert (len(small), len(mid), len(big)) == (1, 3, 10)
+    assert small <= mid <= big
+    assert big <= set(clips.pool) and not big & set(clips.test)
+    assert set(memory.labeled_subset(clips, 0.1, seed=4)) != big  # the data seed picks them
+    with pytest.raises(ValueError, match="no clips with boxes"):
+        memory.labeled_subset(_arrays(10, 2, with_boxes=False), 0.5)
+
+
+def test_batches_of_a_small_set_hold_each_clip_once():
+    clips = _arrays(30, 5)
+    idx = clips.pool[:5]
+    batches = memory.endless_batches(clips, idx, 8, "gt", np.random.default_rng(0))
+    for _ in range(3):
+        b = next(batches)
+        assert sorted(b["id"]) == sorted(clips.ids[idx])
+        assert b["gt"].dtype == np.float32 and b["gt"].shape == (5, 224, 224)
+
+
+def _row(method, fraction, seed, ciou, fixed, labeled=75):
+    return {"key": f"{method}@{fraction}#seed{seed}", "method": method, "fraction": fraction,
+            "seed": seed, "labeled": labeled, "ciou": ciou, "ciou_fixed": fixed, "auc": 0.5,
+            "mean_ciou": 0.5, "mse": 0.1, "train_cpu_s": 10.0, "tables": ["A"]}
+
+
+def test_report_aggregates_seeds_and_checks_the_target():
+    rows = [_row("dmt", 0.03, 0, 0.70, 0.90), _row("dmt", 0.03, 1, 0.80, 0.94),
+            _row("supervised", 0.03, 0, 0.50, 0.60), _row("supervised", 0.03, 1, 0.70, 0.80),
+            _row("dmt_no_nf", 0.03, 0, 0.76, 0.95),
+            _row("supervised_all", 1.0, 0, 0.80, 1.0, labeled=2500)]
+    agg = report.aggregate(rows)
+    mean, std = agg[("dmt", 0.03)]["ciou"]
+    assert mean == pytest.approx(0.75) and std == pytest.approx(np.std([0.7, 0.8], ddof=1))
+    lines = "\n".join(report.target_check(agg, 0.03))
+    assert "DMT vs supervised: +15.0 points (median rule, goal +10), +22.0 (fixed" in lines
+    assert "met" in lines.splitlines()[0] and "NOT" not in lines.splitlines()[0]
+    assert "DMT without NF costs -1.0 / -3.0" in lines and "costs nothing" in lines
+    assert "94% (median) / 92% (fixed)" in lines
+    table = report.table_a(agg, 0.03)
+    assert "| **DMT** | 75 | 2 | 0.750 ± 0.071 |" in table
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs_tracks_resumes_and_its_checkpoints_reproduce(
+        smoke_base, tmp_path, capsys):
+    from pipeline.bench.quality import run_quality
+    from pipeline.train.offline import load_state
+
+    cfg = C.from_dict(C.to_dict(smoke_base), [
+        "bench.tables=A", "bench.methods=supervised,dmt,supervised_matched,ezvsl",
+        "bench.seeds=1", "bench.fraction=0.25", "tracking.experiment=bench-test"])
+    out = run_quality(cfg, tmp_path / "bench", say=lambda *_: None)
+    assert not out.failed
+    rows = {r["key"]: r for r in json.loads((tmp_path / "bench/results.json").read_text())}
+    assert {"whole_image", "centre_box", "oracle", "dmt@0.25#seed0",
+            "supervised_matched@0.25#seed0", "ezvsl@0.25#seed0"} <= set(rows)
+    dmt, matched = rows["dmt@0.25#seed0"], rows["supervised_matched@0.25#seed0"]
+    assert dmt["labeled"] == 9 and rows["ezvsl@0.25#seed0"]["labeled"] == 0
+    assert matched["train_cpu_s"] >= dmt["train_cpu_s"]  # trained until DMT's compute
+    # ...and stopped at the first epoch past it
+    assert all(h["cpu_s"] < dmt["train_cpu_s"] for h in matched["history"][:-1])
+    assert rows["oracle"]["ciou_fixed"] == 1.0
+    for key in ("ciou", "auc", "mean_ciou", "ciou_fixed", "seed", "method", "labeled"):
+        assert key in dmt
+    assert [h["stage"] for h in dmt["history"]] == [1, 2] and "pseudo_iou_kept" in \
+        dmt["history"][1]
+
+    # the checkpoint is the one that produced the row: re-scoring it gives the same numbers
+    from pipeline.train import data as train_data
+    from pipeline.train import evaluation
+
+    state, row_cfg, _ = load_state(dmt["checkpoint"])  # weights_only=True inside
+    clips = memory.load_clips(C.data_paths(cfg.data).shards, row_cfg.model.image_size)
+    scores = evaluation.score_batches(
+        state, memory.ordered_batches(clips, clips.test, 16),
+        lambda b: train_data.to_torch(b, state.device))
+    rescored = evaluation.summarize_scores(scores, "test", "teacher_mean")
+    assert rescored["test/ciou"] == pytest.approx(dmt["ciou"])
+    assert rescored["test/mean_ciou"] == pytest.approx(dmt["mean_ciou"], abs=1e-6)
+
+    # MLflow: a parent run with one child per learned row, the report as an artifact
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+    parent = tracking.get_run(uri, out.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert "report/report.md" in tracking.list_artifacts(uri, out.parent_run_id, "report")
+    children = tracking.search_runs(uri, "bench-test",
+                                    f"tags.`{tracking.PARENT_TAG}` = '{out.parent_run_id}'")
+    assert len(children) == 4
+    report_md = (tmp_path / "bench/report.md").read_text()
+    assert "## Table A" in report_md and "| **DMT** | 9 | 1 |" in report_md
+
+    # a second invocation resumes: nothing is retrained
+    again = run_quality(cfg, tmp_path / "bench", say=print)
+    assert "4 already in" in capsys.readouterr().out
+    assert again.parent_run_id == out.parent_run_id
