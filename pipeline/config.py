@@ -158,7 +158,8 @@ class TuneConfig:
     objective: str = _f("val/ciou", help="metric the sweep maximises (teachers' mean map)")
     mode: str = _f("max", choices=("max", "min"))
     scheduler: str = _f("asha", choices=("asha", "fifo"))
-    grace_period: int = _f(2, lo=1, help="ASHA: epochs before a trial can be stopped")
+    grace_period: int = _f(2, lo=1, help="ASHA: epochs before a trial can be stopped, "
+                           "counted from stage 2 when only dmt.* keys are swept")
     reduction_factor: int = _f(2, lo=2, help="ASHA: keep 1/reduction_factor per rung")
     max_concurrent: int = _f(0, lo=0, help="trials at once (0: as many as the cluster fits)")
     trial_cpus: float = _f(0.5, lo=0.01, help="CPUs of a trial's driver function")

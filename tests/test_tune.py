@@ -43,6 +43,15 @@ def test_space_file_uses_config_keys_and_rejects_bad_ones(tmp_path):
             S.load_space(str(path), C.Config())
 
 
+def test_grace_period_counts_from_stage_2_when_only_dmt_values_are_swept():
+    cfg = C.load(None, ["train.stage1_epochs=4", "train.stage2_epochs=6", "tune.grace_period=2"])
+    dmt_only = S.load_space(None, cfg)
+    assert sweep.grace_epochs(cfg, dmt_only, 10) == 6  # 4 warm-up epochs + 2 of stage 2
+    with_lr = {**dmt_only, "optim.lr": {"loguniform": [1e-4, 1e-2]}}
+    assert sweep.grace_epochs(cfg, with_lr, 10) == 2  # lr changes stage 1 too
+    assert sweep.grace_epochs(cfg, dmt_only, 5) == 5  # never past the last epoch
+
+
 def test_concurrency_fits_the_cluster():
     cfg = C.load(None, ["train.num_workers=1", "train.cpus_per_worker=0.5",
                         "tune.trial_cpus=0.5"])
@@ -67,7 +76,7 @@ def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
     cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
         f"data.root={root / 'data'}", f"train.storage={root / 'ray_results'}",
         f"tracking.uri=sqlite:///{root / 'mlflow.db'}", "train.stage1_epochs=1",
-        "train.stage2_epochs=1", "tune.grace_period=1", "tune.reduction_factor=4",
+        "train.stage2_epochs=2", "tune.grace_period=1", "tune.reduction_factor=4",
         "train.cpus_per_worker=0.5", "tune.trial_cpus=0.5",
         "tune.objective=val/mean_ciou"])
     out = sweep.run_sweep(cfg, samples=4, say=lambda *_: None)
@@ -85,7 +94,7 @@ def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
     assert len(children) == 4
     statuses = {c.data.tags["tune.status"] for c in children}
     assert statuses <= {"completed", "stopped_early"}
-    assert "stopped_early" in statuses  # ASHA with grace period 1 and 4 trials
+    assert "stopped_early" in statuses  # ASHA: rung after stage-2 epoch 1 keeps 1 in 4
     assert any(c.info.status == "FINISHED" for c in children)
     for child in children:
         assert len(tracking.metric_history(uri, child.info.run_id, "val/mean_ciou")) >= 1

@@ -149,7 +149,7 @@ def write_report(out: Path, rows: list[dict[str, Any]], cfg: config_mod.Config,
     from pipeline.bench import plots
 
     agg = aggregate(rows)
-    _, _, fractions = config_mod.bench_lists(cfg.bench)
+    tables, _, fractions = config_mod.bench_lists(cfg.bench)
     pngs = plots.write_plots(out, rows, agg, cfg.bench.fraction)
     n_test = next((r.get("n_test") for r in rows if r.get("n_test")), "?")
     versions = ", ".join(f"{k} {v}" for k, v in tracking.package_versions().items())
@@ -162,13 +162,18 @@ def write_report(out: Path, rows: list[dict[str, Any]], cfg: config_mod.Config,
         f"{cfg.model.image_size} px. Git commit {tracking.git_commit()}; {versions}. "
         f"Wall time so far {wall_s / 60:.1f} min. CIoU = fraction of test clips with "
         f"cIoU >= 0.5; mean ± standard deviation over seeds.", "",
-        "## Table A: methods (the paper's Table 1)", "", table_a(agg, cfg.bench.fraction), "",
-        "## Table B: ablations (the paper's Figure 5)", "", table_b(agg, cfg.bench.fraction), "",
-        "## Table C: labeled fraction (the paper's Table 6)", "",
-        "Cells: mean CIoU (labeled clips).", "", table_c(agg, fractions), "",
-        "## Target", "", *target_check(agg, cfg.bench.fraction), "",
-        "## Plots", "", *[f"![{p.stem}]({p.name})" for p in pngs], "",
     ]
+    if "A" in tables:
+        parts += ["## Table A: methods (the paper's Table 1)", "",
+                  table_a(agg, cfg.bench.fraction), ""]
+    if "B" in tables:
+        parts += ["## Table B: ablations (the paper's Figure 5)", "",
+                  table_b(agg, cfg.bench.fraction), ""]
+    if "C" in tables:
+        parts += ["## Table C: labeled fraction (the paper's Table 6)", "",
+                  "Cells: mean CIoU (labeled clips).", "", table_c(agg, fractions), ""]
+    parts += ["## Target", "", *target_check(agg, cfg.bench.fraction), "",
+              "## Plots", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
     path = out / "report.md"
     path.write_text("\n".join(parts))
     return path

@@ -91,13 +91,23 @@ def run_trial(params: dict[str, Any], base: dict[str, Any]) -> None:
         callbacks=[TuneReportCallback()], eval_split="val", say=lambda *_: None)
 
 
-def _scheduler(cfg: config_mod.Config, max_t: int):
+def grace_epochs(cfg: config_mod.Config, space: dict[str, Any], max_t: int) -> int:
+    """ASHA's grace period in reported epochs. When every swept key is a ``dmt.*`` key, stage 1
+    (the warm-up, which none of them touches) is identical in every trial, so its epochs do not
+    count: ``tune.grace_period`` stage-2 epochs must pass before a trial can be stopped (comparing
+    trials inside stage 1 would stop them on noise)."""
+    only_dmt = bool(space) and all(key.startswith("dmt.") for key in space)
+    offset = cfg.train.stage1_epochs if only_dmt and cfg.dmt.method != "ezvsl" else 0
+    return min(offset + cfg.tune.grace_period, max_t)
+
+
+def _scheduler(cfg: config_mod.Config, space: dict[str, Any], max_t: int):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if cfg.tune.scheduler == "fifo":
         return FIFOScheduler()
     return ASHAScheduler(time_attr="training_iteration", max_t=max_t,
-                         grace_period=min(cfg.tune.grace_period, max_t),
+                         grace_period=grace_epochs(cfg, space, max_t),
                          reduction_factor=cfg.tune.reduction_factor)
 
 
@@ -234,7 +244,7 @@ def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = Non
                 trainable, param_space=space_mod.to_tune(space),
                 tune_config=tune.TuneConfig(
                     metric=cfg.tune.objective, mode=cfg.tune.mode, num_samples=samples,
-                    scheduler=_scheduler(cfg, max_t),
+                    scheduler=_scheduler(cfg, space, max_t),
                     search_alg=BasicVariantGenerator(random_state=cfg.tune.seed,
                                                      max_concurrent=n_conc)),
                 run_config=tune.RunConfig(name=folder.name, storage_path=str(storage_dir(cfg))))
