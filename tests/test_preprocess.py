@@ -1,13 +1,11 @@
-"""Preprocessing: awkward real files, direct vs Ray Data rows, quarantine, missing ids, resume."""
+"""Preprocessing: awkward real files, direct vs Ray Data rows, quarantine, missing ids, the CLI.
+
+Interruption and resume: tests/test_preprocess_resume.py.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,75 +34,17 @@ from pipeline.data import schema as schema_mod
 from pipeline.data.decode import ClipError
 
 try:
-    from tests.media import frame_image, silence, sine, truncate, write_clip, write_text
+    from tests.media import frame_image
+    from tests.preprocess_helpers import EXPECTED, _sorted_rows, make_clips
 except ImportError:  # pytest run without the repo root on sys.path
-    from media import frame_image, silence, sine, truncate, write_clip, write_text
-
-# id -> None (a correct row) or the start of the quarantine reason
-EXPECTED = {
-    "mono16k": None,
-    "stereo44k": None,            # stereo 44.1 kHz AAC -> mono 16 kHz
-    "aac48k": None,               # 48 kHz
-    "portrait": None,             # 180x320 video
-    "short_audio": None,          # 0.5 s of audio in a 2 s video -> tiled
-    "mkv_clip": None,
-    "webm_clip": None,
-    "avi_clip": None,
-    "mov_clip": None,
-    "long6s": None,
-    "bad_box": "bad annotation in annotations.json",
-    "no_audio": "no audio stream",
-    "silent": "silent audio",
-    "cut_mp4": "unreadable container",    # mp4 cut in half: the moov atom is gone
-    "cut_mkv": "truncated file",          # mkv cut in half: decodes, but only 0.9 of 2 s
-    "empty": "empty file (0 bytes)",
-    "text": "unreadable container",       # a text file named .mp4
-}
+    from media import frame_image
+    from preprocess_helpers import EXPECTED, _sorted_rows, make_clips
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
     """A folder of real, awkward media files + VGG-SS style annotations + id lists."""
-    root = tmp_path_factory.mktemp("clips")
-    v = root / "videos"
-    write_clip(v / "mono16k.mp4", seconds=3.0, audio=sine(440, 3.0, 16000))
-    write_clip(v / "stereo44k.mp4", seconds=3.0, sample_rate=44100,
-               audio=sine(1000, 3.0, 44100, channels=2))
-    write_clip(v / "aac48k.mp4", seconds=3.0, sample_rate=48000, audio=sine(440, 3.0, 48000))
-    write_clip(v / "portrait.mp4", seconds=2.0, width=180, height=320,
-               audio=sine(440, 2.0, 16000))
-    write_clip(v / "short_audio.mp4", seconds=2.0, audio=sine(300, 0.5, 16000))
-    write_clip(v / "mkv_clip.mkv", seconds=2.0, audio=sine(440, 2.0, 16000))
-    write_clip(v / "webm_clip.webm", seconds=2.0, sample_rate=48000, audio=sine(440, 2.0, 48000))
-    write_clip(v / "avi_clip.avi", seconds=2.0, sample_rate=44100, audio=sine(440, 2.0, 44100))
-    write_clip(v / "mov_clip.mov", seconds=2.0, audio=sine(440, 2.0, 16000))
-    write_clip(v / "long6s.mp4", seconds=6.0, audio=sine(500, 6.0, 16000))
-    write_clip(v / "bad_box.mp4", seconds=2.0, audio=sine(440, 2.0, 16000))
-    write_clip(v / "no_audio.mp4", seconds=2.0, audio=None)
-    write_clip(v / "silent.mp4", seconds=2.0, audio=silence(2.0, 16000))
-    truncate(write_clip(root / "full.mp4", seconds=3.0, audio=sine(440, 3.0, 16000)),
-             v / "cut_mp4.mp4")
-    truncate(write_clip(root / "full.mkv", seconds=2.0, audio=sine(440, 2.0, 16000)),
-             v / "cut_mkv.mkv")
-    (v / "empty.mp4").write_bytes(b"")
-    write_text(v / "text.mp4")
-    (v / "notes.txt").write_text("not a video extension: not an input")
-
-    ann = [{"file": i, "class": "tone", "bbox": [[0.1, 0.2, 0.5, 0.6]]}
-           for i in ("mono16k", "portrait", "mkv_clip", "long6s")]
-    ann.append({"file": "stereo44k", "class": "beep", "bbox": [[0.2, -0.1, 1.3, 0.9],
-                                                               [0.0, 0.0, 0.1, 0.1]]})
-    ann.append({"file": "bad_box", "class": "tone", "bbox": [[0.1, float("nan"), 0.5, 0.6]]})
-    ann.append({"file": "ghost_annotated", "class": "tone", "bbox": [[0.1, 0.1, 0.2, 0.2]]})
-    (root / "annotations.json").write_text(json.dumps(ann))
-    lists = root / "lists"
-    lists.mkdir()
-    (lists / "labeled.txt").write_text("mono16k\nstereo44k\nghost_labeled\n")
-    (lists / "test.txt").write_text("portrait\nmkv_clip\nno_audio\nghost_test\n")
-    (lists / "unlabeled.txt").write_text(
-        "\n".join(i for i in EXPECTED if i not in ("mono16k", "stereo44k", "portrait",
-                                                    "mkv_clip", "no_audio")) + "\n")
-    return root
+    return make_clips(tmp_path_factory.mktemp("clips"))
 
 
 def _plan_args(clips: Path) -> dict:
@@ -223,9 +163,6 @@ def test_decoder_callable_never_raises(clips):
 
 # ---------------------------------------------------------------- through Ray Data
 
-def _sorted_rows(table: pa.Table) -> list[dict]:
-    return sorted(table.to_pylist(), key=lambda r: r["id"])
-
 
 def test_ray_rows_equal_direct_rows(ray_out, direct_rows):
     out, summary = ray_out
@@ -311,95 +248,6 @@ def test_reader_refuses_other_schema_versions(tmp_path):
     pq.write_table(table, tmp_path / "part-x.parquet")
     with pytest.raises(SchemaVersionError, match="re-run `dmt preprocess`"):
         shard_files(tmp_path)
-
-
-# ---------------------------------------------------------------- interruption and resume
-
-def _many_clips(root: Path, n: int) -> Path:
-    """``n`` clips under distinct ids (a manifest reusing three files), two of them broken."""
-    root.mkdir(parents=True, exist_ok=True)
-    a = write_clip(root / "a.mp4", seconds=2.0, audio=sine(440, 2.0, 16000))
-    b = write_clip(root / "b.mkv", seconds=2.0, width=96, height=160, audio=sine(880, 2, 16000))
-    write_text(root / "bad.mp4")
-    lines = ["id,path"] + [f"clip{i:03d},{[a, b][i % 2].name}" for i in range(n)]
-    lines += ["broken1,bad.mp4", "broken2,bad.mp4"]
-    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
-    return root / "manifest.csv"
-
-
-def test_interrupted_run_resumes_to_the_same_shards(ray_session, tmp_path):
-    manifest = _many_clips(tmp_path / "media", 60)
-    args = ["--videos", str(manifest), "--set", "data.rows_per_file=3",
-            "--set", "data.decode_batch_size=1"]
-    clean = tmp_path / "clean"
-    assert run_preprocess(manifest, clean, data=DataConfig(rows_per_file=3, decode_batch_size=1),
-                          engine="local")["rows"] == 60
-
-    # 1. a real interruption: kill -9 a run while it is writing shards
-    out = tmp_path / "out"
-    partial = tmp_path / ".out.partial"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "preprocess", *args,
-                             "--out", str(out), "--engine", "local"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(partial.glob("part-*.parquet"))) < 3:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    written = list(partial.glob("part-*.parquet"))
-    assert 3 <= len(written) and not out.exists(), "the run should have been cut mid-way"
-
-    # 2. plus the debris of a write cut in the middle of a file
-    (partial / ".part-0000.abcd.inprogress").write_bytes(b"PAR1 half a file")
-    (partial / "part-deadbeefdeadbeef.parquet").write_bytes(b"PAR1 not really parquet")
-    (partial / "quarantine-deadbeefdeadbeef.jsonl").write_text('{"id": "x", "pa')
-
-    # 3. rerun (through Ray this time): finishes the rest, nothing twice, nothing lost
-    summary = run_preprocess(manifest, out, data=DataConfig(rows_per_file=3, decode_batch_size=1),
-                             engine="ray")
-    assert 0 < summary["resumed"]["already_done"] < 62
-    assert summary["resumed"]["decoded_now"] == 62 - summary["resumed"]["already_done"]
-    assert len(summary["resumed"]["repairs"]) == 3
-    assert (summary["inputs"], summary["rows"], summary["quarantined"]) == (62, 60, 2)
-    assert not partial.exists()
-    assert _sorted_rows(read_shards(out)) == _sorted_rows(read_shards(clean))
-    assert load_quarantine(out) == load_quarantine(clean)
-    ids = read_shards(out, columns=["id"])["id"].to_pylist()
-    assert len(ids) == len(set(ids)) == 60
-
-
-def test_changed_options_start_over_and_force_redoes(tmp_path):
-    manifest = _many_clips(tmp_path / "media", 4)
-    out = tmp_path / "out"
-    first = run_preprocess(manifest, out, data=DataConfig(rows_per_file=2), engine="local")
-    other = run_preprocess(manifest, out, data=DataConfig(rows_per_file=2, frame_short_side=64),
-                           engine="local")
-    assert other["fingerprint"] != first["fingerprint"] and not other["up_to_date"]
-    sizes = read_shards(out, columns=["frame_height", "frame_width"]).to_pylist()
-    assert {min(r["frame_height"], r["frame_width"]) for r in sizes} == {64}
-    forced = run_preprocess(manifest, out, data=DataConfig(rows_per_file=2, frame_short_side=64),
-                            engine="local", force=True)
-    assert not forced["up_to_date"] and forced["rows"] == 4
-
-
-def test_finished_but_not_swapped_in_is_completed(tmp_path):
-    manifest = _many_clips(tmp_path / "media", 3)
-    out = tmp_path / "out"
-    first = run_preprocess(manifest, out, engine="local")
-    os.rename(out, tmp_path / ".out.partial")  # as if cut between the final renames
-    again = run_preprocess(manifest, out, engine="local")
-    assert again["up_to_date"] and again["fingerprint"] == first["fingerprint"]
-    assert not (tmp_path / ".out.partial").exists() and len(read_shards(out)) == 3
-
-
-def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
-    manifest = _many_clips(tmp_path / "media", 2)
-    out = tmp_path / "precious"
-    out.mkdir()
-    (out / "thesis.tex").write_text("do not delete")
-    with pytest.raises(Exception, match="not a shards folder"):
-        run_preprocess(manifest, out, engine="local")
-    assert (out / "thesis.tex").read_text() == "do not delete"
 
 
 # ---------------------------------------------------------------- CLI

@@ -1,0 +1,85 @@
+"""Decoded rows -> Parquet shards (good rows) and JSONL quarantine fragments (failed rows).
+
+Every file is written to a temp name and renamed into place, under a name derived from the
+clip keys it holds, so a retried write task rewrites the same files. See
+:mod:`pipeline.data.preprocess`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.data import schema
+from pipeline.data.plan import _key
+
+# ---------------------------------------------------------------- writing
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.inprogress")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _write_piece(table: pa.Table, folder: Path) -> dict[str, Any]:
+    """One slice of decoded rows -> ``part-<hash>.parquet`` (good rows) and
+    ``quarantine-<hash>.jsonl`` (failed rows), each written to a temp name then renamed. The
+    hash is over the slice's clip keys, so a retried task rewrites the same files."""
+    keys = sorted(_key(i, p) for i, p in zip(table["id"].to_pylist(),
+                                             table["path"].to_pylist(), strict=True))
+    name = hashlib.sha1("\n".join(keys).encode()).hexdigest()[:16]
+    failed = pc.is_valid(table["error"])
+    good = table.filter(pc.invert(failed)).drop_columns(["error"])
+    bad = table.filter(failed)
+    files = []
+    if good.num_rows:
+        good = good.cast(schema.SCHEMA)  # carries the version metadata
+        final = folder / f"part-{name}.parquet"
+        tmp = folder / f".part-{name}.{uuid.uuid4().hex[:8]}.inprogress"
+        pq.write_table(good, tmp, compression="zstd",
+                       use_dictionary=["split", "category", "box_format"])
+        os.replace(tmp, final)
+        files.append(final.name)
+    if bad.num_rows:
+        lines = [json.dumps({"id": r["id"], "path": r["path"], "split": r["split"],
+                             "reason": r["error"]}) for r in
+                 bad.select(["id", "path", "split", "error"]).to_pylist()]
+        frag = folder / f"quarantine-{name}.jsonl"
+        _atomic_write_bytes(frag, ("\n".join(lines) + "\n").encode())
+        files.append(frag.name)
+    return {"rows": good.num_rows, "quarantined": bad.num_rows, "files": files}
+
+
+def write_shard(tables: Iterable[pa.Table], folder: str | Path,
+                max_rows: int | None = None) -> dict[str, Any]:
+    """Decoded tables (:data:`schema.DECODED_SCHEMA`) -> shard(s) of the good rows and
+    quarantine fragment(s) of the failed ones; returns counts and file names.
+
+    With ``max_rows``, the rows are cut into ``ceil(n / max_rows)`` equal slices, so no shard
+    exceeds ``max_rows`` rows (Ray hands a write task at least ``rows_per_file`` rows, and
+    sometimes a whole output block more)."""
+    folder = Path(folder)
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return {"rows": 0, "quarantined": 0, "files": []}
+    table = pa.concat_tables([t.select(schema.DECODED_SCHEMA.names).cast(schema.DECODED_SCHEMA)
+                              for t in tables])
+    n = table.num_rows
+    pieces = max(1, -(-n // max_rows)) if max_rows else 1
+    size = -(-n // pieces)
+    result: dict[str, Any] = {"rows": 0, "quarantined": 0, "files": []}
+    for start in range(0, n, size):
+        r = _write_piece(table.slice(start, size), folder)
+        result["rows"] += r["rows"]
+        result["quarantined"] += r["quarantined"]
+        result["files"] += r["files"]
+    return result
