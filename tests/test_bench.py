@@ -25,9 +25,10 @@ def test_plan_shares_rows_between_tables_and_orders_compute_matched_rows_last():
     assert by_key["dmt@0.03#seed0"].tables == ("A", "B", "C")  # one run serves three tables
     assert by_key["dmt@0.03#seed2"].tables == ("A",)  # Tables B and C use 2 seeds
     assert "supervised_all@1#seed0" in by_key and "dmt@0.1#seed1" in by_key
-    matched = [i for i, r in enumerate(rows) if r.method == "supervised_matched"]
-    assert matched and min(matched) > max(i for i, r in enumerate(rows) if r.method == "dmt")
     assert by_key["supervised_matched@0.03#seed1"].budget_of == "dmt@0.03#seed1"
+    assert keys.index("supervised_matched@0.03#seed1") > keys.index("dmt@0.03#seed1")
+    last_a = max(i for i, r in enumerate(rows) if "A" in r.tables)
+    assert all("A" not in r.tables for r in rows[last_a + 1:])  # Table A runs first
 
 
 def test_plan_filters_methods_and_refuses_a_matched_row_without_dmt():

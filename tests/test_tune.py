@@ -117,3 +117,15 @@ def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
     assert tracking.get_run(outcome.tracking_uri, outcome.run_id).info.status == "FINISHED"
     # the test split was used for the final report only
     assert "test/ciou" in out.test_metrics
+
+
+def test_an_interrupted_sweep_is_not_reported_as_finished(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent = tracking.start_run(uri, "sweep", "sweep-1", {})
+    rows = [{"trial_id": "t0", "status": "completed", "epochs": 4},
+            {"trial_id": "t1", "status": "stopped_early", "epochs": 2}]
+    with pytest.raises(sweep.SweepInterrupted, match="2 of 6 trials started.*--resume"):
+        sweep._interrupted(uri, "sweep", parent, rows, 6, tmp_path)
+    # a trial short of the last epoch may have been cut by the interrupt, not by ASHA
+    assert [r["status"] for r in rows] == ["completed", "unfinished"]
+    assert tracking.get_run(uri, parent).data.tags["tune.status"] == "interrupted"

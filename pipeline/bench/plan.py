@@ -77,7 +77,7 @@ def _wanted(cfg: config_mod.Config) -> list[tuple[str, str, float, int]]:
 
 def build_plan(cfg: config_mod.Config) -> list[BenchRow]:
     """The rows to run, de-duplicated (a row shared by several tables runs once), filtered by
-    ``bench.methods``; compute-matched rows come after the row they match."""
+    ``bench.methods``; Table A's rows first, a compute-matched row after the row it matches."""
     _, methods, _ = config_mod.bench_lists(cfg.bench)
     merged: dict[tuple, set[str]] = {}
     for table, method, fraction, seed in _wanted(cfg):
@@ -91,7 +91,9 @@ def build_plan(cfg: config_mod.Config) -> list[BenchRow]:
             raise config_mod.ConfigError(
                 f"bench.methods: {row.method} matches the compute of the dmt row "
                 f"{row.budget_of}; include dmt in bench.methods")
-    return sorted(rows, key=lambda r: (r.budget_of is not None, r.seed, r.method, r.fraction))
+    # Table A first, then what only B or C need: an interrupted run has whole tables
+    return sorted(rows, key=lambda r: (min(r.tables), r.seed, r.budget_of is not None,
+                                       r.method, r.fraction))
 
 
 def row_config(cfg: config_mod.Config, row: BenchRow) -> config_mod.Config:

@@ -118,7 +118,10 @@ def _record(row: BenchRow, cfg_row: config_mod.Config, result: dict[str, Any], o
 
 
 def _next_ready(todo: list[BenchRow], results: dict[str, Any]) -> BenchRow | None:
-    return next((r for r in todo if r.budget_of is None or r.budget_of in results), None)
+    """A compute-matched row as soon as its DMT row is done (so an interrupted benchmark has
+    whole comparisons), else the next row of the plan."""
+    matched = [r for r in todo if r.budget_of is not None and r.budget_of in results]
+    return matched[0] if matched else next((r for r in todo if r.budget_of is None), None)
 
 
 def run_quality(cfg: config_mod.Config, out_dir: str | Path, *, fresh: bool = False,

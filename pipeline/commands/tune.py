@@ -8,6 +8,7 @@ checkpoint is then evaluated on the test split.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from pipeline.commands.common import add_config_arguments, load_config
@@ -28,14 +29,18 @@ def run(args: argparse.Namespace) -> int:
     from pipeline import config as config_mod
     from pipeline.train.report import metrics_table
     from pipeline.tune.space import load_space
-    from pipeline.tune.sweep import run_sweep
+    from pipeline.tune.sweep import SweepInterrupted, run_sweep
 
     cfg = load_config(args)
     if args.samples < 1:
         raise config_mod.ConfigError(f"--samples: {args.samples} must be >= 1")
     if not args.resume:
         load_space(args.space, cfg)  # fail on a bad space before Ray or MLflow start
-    out = run_sweep(cfg, args.samples, args.space, resume=args.resume)
+    try:
+        out = run_sweep(cfg, args.samples, args.space, resume=args.resume)
+    except SweepInterrupted as exc:
+        print(f"dmt tune: {exc}", file=sys.stderr)
+        return 130
     print(f"\n{'trial':18s} {'status':14s} {'epochs':>6s} {'objective':>10s}  values")
     for row in out.trials:
         values = ", ".join(f"{k}={v:.4g}" for k, v in row["values"].items())

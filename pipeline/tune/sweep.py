@@ -163,8 +163,28 @@ def _close_children(uri: str, experiment: str, parent_id: str, rows: list[dict])
         log.set_tags({"tune.status": row["status"], "tune.trial_id": row["trial_id"],
                       "tune.epochs": row["epochs"]})
         final = {"completed": "FINISHED", "stopped_early": "KILLED", "error": "FAILED"}
-        if run.info.status == "RUNNING" or row["status"] != "completed":
-            log.end(final[row["status"]])
+        if row["status"] in final and (run.info.status == "RUNNING"
+                                       or row["status"] != "completed"):
+            log.end(final[row["status"]])  # "unfinished" runs stay open for --resume
+
+
+class SweepInterrupted(RuntimeError):
+    """The sweep stopped before every trial ran (Ctrl-C); ``dmt tune --resume`` continues it."""
+
+
+def _interrupted(uri: str, experiment: str, parent_id: str, rows: list[dict], samples: int,
+                 folder: Path) -> None:
+    """Trials short of the last epoch may have been stopped by ASHA or by the interrupt: call
+    them unfinished (their runs stay open), mark the parent, and raise."""
+    from pipeline import tracking
+
+    for row in rows:
+        if row["status"] == "stopped_early":
+            row["status"] = "unfinished"
+    _close_children(uri, experiment, parent_id, rows)
+    tracking.RunLogger(uri, parent_id).set_tags({"tune.status": "interrupted"})
+    raise SweepInterrupted(f"sweep interrupted with {len(rows)} of {samples} trials started "
+                           f"({folder}); continue it with the same command and --resume")
 
 
 def _log_parent_summary(log, cfg, rows, best_row, best_cfg, test_metrics, max_t) -> None:
@@ -250,6 +270,8 @@ def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = Non
                 run_config=tune.RunConfig(name=folder.name, storage_path=str(storage_dir(cfg))))
         results = tuner.fit()
         rows = _trial_rows(results, cfg, max_t)
+        if len(rows) < samples:  # Ctrl-C: Tune saved its state and returned early
+            _interrupted(live_uri, experiment, parent, rows, samples, folder)
         _close_children(live_uri, experiment, parent, rows)
         scored = [r for r in rows if r["history"]]
         if not scored:
