@@ -78,17 +78,34 @@ def table_a(agg: dict, fraction: float) -> str:
     return "\n".join(lines)
 
 
-def table_b(agg: dict, fraction: float) -> str:
+def paired_change(rows: list[dict[str, Any]], method: str, fraction: float
+                  ) -> tuple[float, float, int] | None:
+    """Mean of (method - DMT) in points over the seeds both ran (median rule, fixed rule, n):
+    an ablation run with fewer seeds is compared with DMT on the same seeds only."""
+    def by_seed(name: str) -> dict[int, dict]:
+        return {r["seed"]: r for r in rows if r["method"] == name and not r.get("error")
+                and r["fraction"] is not None and abs(r["fraction"] - fraction) < 1e-9}
+
+    ours, ref = by_seed(method), by_seed("dmt")
+    seeds = sorted(set(ours) & set(ref))
+    if not seeds:
+        return None
+    med = statistics.fmean(ours[s]["ciou"] - ref[s]["ciou"] for s in seeds)
+    fix = statistics.fmean(ours[s]["ciou_fixed"] - ref[s]["ciou_fixed"] for s in seeds)
+    return 100 * med, 100 * fix, len(seeds)
+
+
+def table_b(agg: dict, rows: list[dict[str, Any]], fraction: float) -> str:
     lines = [HEADER_B]
-    ref = agg.get(("dmt", round(fraction, 6)))
     for name in TABLE_METHODS["B"]:
         a = agg.get((name, round(fraction, 6)))
         if a is None:
             continue
         line = _row_line(name, a).rsplit("|", 2)[0] + "| "  # drop the CPU-s cell
-        if ref is not None and name != "dmt":
-            line += (f"{100 * (a['ciou'][0] - ref['ciou'][0]):+.1f} / "
-                     f"{100 * (a['ciou_fixed'][0] - ref['ciou_fixed'][0]):+.1f} |")
+        change = paired_change(rows, name, fraction) if name != "dmt" else None
+        if change is not None:
+            d_med, d_fix, n = change
+            line += f"{d_med:+.1f} / {d_fix:+.1f} ({n} seed{'s' if n > 1 else ''}) |"
         else:
             line += "- |"
         lines.append(line)
@@ -108,7 +125,8 @@ def table_c(agg: dict, fractions: list[float]) -> str:
     return "\n".join(lines)
 
 
-def target_check(agg: dict, fraction: float) -> list[str]:
+def target_check(agg: dict, fraction: float, rows: list[dict[str, Any]] | None = None
+                 ) -> list[str]:
     """The issue's goal, measured: DMT's lead in points, ablation costs, share of the bound."""
     f = round(fraction, 6)
     dmt = agg.get(("dmt", f))
@@ -126,13 +144,13 @@ def target_check(agg: dict, fraction: float) -> list[str]:
         out.append(f"- DMT vs {LABELS[name]}: {d_med:+.1f} points (median rule, goal +{need_med})"
                    f", {d_fix:+.1f} (fixed rule, goal +{need_fix}): {'met' if ok else 'NOT met'}")
     for name in TABLE_METHODS["B"][1:]:
-        other = agg.get((name, f))
-        if other is not None:
-            d_med = 100 * (dmt["ciou"][0] - other["ciou"][0])
-            d_fix = 100 * (dmt["ciou_fixed"][0] - other["ciou_fixed"][0])
+        change = paired_change(rows or [], name, fraction)
+        if change is not None:
+            d_med, d_fix, n = -change[0], -change[1], change[2]
             costs = d_med > 0 or d_fix > 0
             out.append(f"- {LABELS[name]} costs {d_med:+.1f} / {d_fix:+.1f} points "
-                       f"(median / fixed): {'costs something' if costs else 'costs nothing'}")
+                       f"(median / fixed, DMT on the same {n} seed{'s' if n > 1 else ''}): "
+                       f"{'costs something' if costs else 'costs nothing'}")
     upper = agg.get(("supervised_all", 1.0))
     if upper is not None and min(upper["ciou"][0], upper["ciou_fixed"][0]) > 0:
         r_med = dmt["ciou"][0] / upper["ciou"][0]
@@ -168,11 +186,11 @@ def write_report(out: Path, rows: list[dict[str, Any]], cfg: config_mod.Config,
                   table_a(agg, cfg.bench.fraction), ""]
     if "B" in tables:
         parts += ["## Table B: ablations (the paper's Figure 5)", "",
-                  table_b(agg, cfg.bench.fraction), ""]
+                  table_b(agg, rows, cfg.bench.fraction), ""]
     if "C" in tables:
         parts += ["## Table C: labeled fraction (the paper's Table 6)", "",
                   "Cells: mean CIoU (labeled clips).", "", table_c(agg, fractions), ""]
-    parts += ["## Target", "", *target_check(agg, cfg.bench.fraction), "",
+    parts += ["## Target", "", *target_check(agg, cfg.bench.fraction, rows), "",
               "## Plots", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
     path = out / "report.md"
     path.write_text("\n".join(parts))
