@@ -163,15 +163,18 @@ def _dataset_tags(summary: dict[str, Any]) -> dict[str, Any]:
 
 def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str | None = None,
         run_name: str | None = None, callbacks: list | None = None, eval_split: str = "test",
-        say=print) -> TrainOutcome:
-    """Train one run end to end and return where everything went."""
+        resume_uri: str | None = None, say=print) -> TrainOutcome:
+    """Train one run end to end and return where everything went. ``resume_uri``: where the
+    resumed run's MLflow store is served now, if not where it was (a sweep's private server
+    gets a new port each time the sweep runs)."""
     from pipeline import tracking
 
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     cfg = config_mod.resolve_paths(cfg)
     if resume:  # the run's own config and MLflow store, whatever this command was given
         info = _resume_info(resume, uri)
-        cfg, uri = config_mod.from_dict(info["config"]), info["uri"]
+        cfg, uri = config_mod.from_dict(info["config"]), resume_uri or info["uri"]
+        cfg.tracking.uri = uri
     summary = ensure_dataset(cfg, say)
     ensure_ray()
     storage = storage_dir(cfg)

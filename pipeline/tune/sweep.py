@@ -88,7 +88,8 @@ def run_trial(params: dict[str, Any], base: dict[str, Any]) -> None:
     run_path = storage_dir(cfg) / name
     resume = str(run_path) if (run_path / RUN_INFO).is_file() else None
     fit(cfg, resume=resume, parent_run_id=base["parent_run_id"], run_name=name,
-        callbacks=[TuneReportCallback()], eval_split="val", say=lambda *_: None)
+        callbacks=[TuneReportCallback()], eval_split="val", resume_uri=base["tracking_uri"],
+        say=lambda *_: None)
 
 
 def grace_epochs(cfg: config_mod.Config, space: dict[str, Any], max_t: int) -> int:
