@@ -265,6 +265,10 @@ def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = Non
                 trainable, param_space=space_mod.to_tune(space),
                 tune_config=tune.TuneConfig(
                     metric=cfg.tune.objective, mode=cfg.tune.mode, num_samples=samples,
+                    # saved with the sweep, so a --resume that restores several unfinished
+                    # trials still runs them n_conc at a time (the searcher's limit does not
+                    # apply to restored trials)
+                    max_concurrent_trials=n_conc,
                     scheduler=_scheduler(cfg, space, max_t),
                     search_alg=BasicVariantGenerator(random_state=cfg.tune.seed,
                                                      max_concurrent=n_conc)),
