@@ -1,0 +1,191 @@
+"""The config tree's sections: one dataclass per section, each leaf with its default, limits
+and help text (``_f``). Loading, dotted-key overrides and validation live in ``pipeline.config``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config value, key or file that cannot be used; the message names the key."""
+
+
+def _f(default: Any, *, lo: float | None = None, hi: float | None = None,
+       choices: tuple | None = None, help: str = "") -> Any:
+    """A dataclass field with validation metadata (range and/or allowed values)."""
+    meta = {"lo": lo, "hi": hi, "choices": choices, "help": help}
+    return field(default=default, metadata=meta)
+
+
+AUDIO_BACKBONES = ("small", "resnet18", "vggish", "soundnet")
+VISUAL_BACKBONES = ("small", "resnet18")
+METHODS = ("dmt", "supervised", "ezvsl", "mean_teacher")
+EVAL_MODELS = ("teacher_mean", "teacher_a", "teacher_b", "student_a", "student_b")
+
+
+@dataclass
+class SynthConfig:
+    """The synthetic benchmark written by ``dmt synth`` (real mp4 files)."""
+
+    clips: int = _f(400, lo=1, help="total clips (labeled + unlabeled + test)")
+    labeled: int = _f(16, lo=0, help="clips whose boxes training may use")
+    test: int = _f(100, lo=0, help="held-out test clips")
+    seed: int = _f(0, lo=0)
+    categories: int = _f(10, lo=2, hi=12)
+    frame_size: int = _f(224, lo=32, help="square frame side in pixels (even)")
+    fps: int = _f(25, lo=1)
+    duration: float = _f(3.2, lo=0.5, help="seconds per clip")
+    sample_rate: int = _f(16000, lo=8000)
+    distractors_min: int = _f(1, lo=0, help="silent objects per scene, at least")
+    distractors_max: int = _f(2, lo=0)
+    area_min: float = _f(0.2, lo=0.01, hi=1.0, help="sounding box area, fraction of frame")
+    area_max: float = _f(0.45, lo=0.01, hi=1.0)
+    noise_level: float = _f(0.3, lo=0.0, hi=10.0, help="background noise RMS / sound RMS")
+    motion: float = _f(0.03, lo=0.0, hi=1.0, help="object drift, fraction of frame per second")
+    two_sounding: float = _f(0.0, lo=0.0, hi=1.0, help="probability a scene has two sounders")
+    workers: int = _f(0, lo=0, help="parallel writer processes (0: all CPUs)")
+
+
+@dataclass
+class DataConfig:
+    """Where the raw clips and the preprocessed shards live, and how clips are decoded."""
+
+    root: str = _f("data/demo", help="folder of this dataset (synth/, shards/ below it)")
+    videos: str = _f("", help="folder or manifest of videos (default: ROOT/synth/videos)")
+    annotations: str = _f("", help="VGG-SS JSON, Flickr XML folder or synth file")
+    format: str = _f("synth", choices=("synth", "vggss", "flickr"))
+    lists: str = _f("", help="folder of id lists (labeled.txt, unlabeled.txt, test.txt)")
+    shards: str = _f("", help="preprocessed Parquet shards (default: ROOT/shards)")
+    frame_time: float = _f(-1.0, help="seconds into the clip for the frame; -1: the middle")
+    frame_short_side: int = _f(224, lo=32)
+    audio_seconds: float = _f(3.0, lo=0.1)
+    sample_rate: int = _f(16000, lo=8000)
+    store_spectrogram: bool = _f(False)
+    rows_per_file: int = _f(1000, lo=1)
+    decode_concurrency: int = _f(2, lo=1, help="Ray Data decode tasks at once")
+    decode_batch_size: int = _f(16, lo=1)
+    val_fraction: float = _f(0.25, lo=0.0, hi=0.9, help="labeled ids held out for tuning")
+    val_list: str = _f("", help="id list of the validation split (default: val_fraction)")
+    synth: SynthConfig = field(default_factory=SynthConfig)
+
+
+@dataclass
+class ModelConfig:
+    """The EZ-VSL-style network; A and B may use different audio backbones."""
+
+    visual: str = _f("small", choices=VISUAL_BACKBONES)
+    visual_weights: str = _f("", help="local ImageNet ResNet-18 state dict (optional)")
+    audio_a: str = _f("small", choices=AUDIO_BACKBONES)
+    audio_b: str = _f("small", choices=AUDIO_BACKBONES)
+    dim: int = _f(128, lo=1)
+    width: int = _f(32, lo=4, help="channels of the small CNNs")
+    temperature: float = _f(0.03, lo=1e-4, hi=10.0)
+    image_size: int = _f(224, lo=32, help="network input side; maps are resized to 224")
+
+
+@dataclass
+class DMTConfig:
+    """The method and its open values (delta, tau, alpha, loss weights, augmentations)."""
+
+    method: str = _f("dmt", choices=METHODS)
+    delta: float = _f(0.5, lo=0.0, hi=1.0, help="binarisation threshold of teacher maps")
+    tau: float = _f(0.5, lo=0.0, hi=1.0, help="consensus IoU needed to keep a sample")
+    ema_decay: float = _f(0.99, lo=0.0, hi=1.0, help="teacher EMA decay alpha")
+    lambda_sup: float = _f(1.0, lo=0.0)
+    lambda_u: float = _f(1.0, lo=0.0)
+    lambda_c: float = _f(1.0, lo=0.0)
+    noise_filtering: bool = _f(True)
+    ipl: bool = _f(True, help="intersect the two teachers' maps (off: teacher A's map)")
+    ema: bool = _f(True, help="teachers follow students (off: frozen teachers)")
+    color_jitter: float = _f(0.4, lo=0.0, hi=1.0, help="strong view brightness/contrast/sat")
+    blur_prob: float = _f(0.3, lo=0.0, hi=1.0)
+    gray_prob: float = _f(0.2, lo=0.0, hi=1.0)
+    flip_prob: float = _f(0.5, lo=0.0, hi=1.0, help="horizontal flip (moves label maps)")
+    time_mask: float = _f(0.15, lo=0.0, hi=1.0, help="max masked fraction of audio frames")
+    freq_mask: float = _f(0.15, lo=0.0, hi=1.0, help="max masked fraction of mel bins")
+    eval_model: str = _f("teacher_mean", choices=EVAL_MODELS, help="model reported as DMT")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = _f(1e-3, lo=0.0, hi=1.0)
+    weight_decay: float = _f(1e-4, lo=0.0, hi=1.0)
+    batch_size: int = _f(32, lo=1, help="labeled clips per step and worker")
+    unlabeled_ratio: float = _f(1.0, lo=0.0, help="unlabeled clips per labeled clip in a step")
+
+
+@dataclass
+class TrainConfig:
+    num_workers: int = _f(1, lo=0, help="Ray Train workers (0: in-process)")
+    use_gpu: bool = _f(False)
+    cpus_per_worker: float = _f(1.0, lo=0.01)
+    placement_strategy: str = _f("PACK", choices=("PACK", "SPREAD", "STRICT_PACK",
+                                                  "STRICT_SPREAD"),
+                                 help="where Ray Train places the workers (SPREAD: across nodes)")
+    stage1_epochs: int = _f(5, lo=0)
+    stage2_epochs: int = _f(10, lo=0)
+    steps_per_epoch: int = _f(50, lo=1)
+    eval_every: int = _f(1, lo=1, help="evaluate every N epochs")
+    seed: int = _f(0, lo=0)
+    max_failures: int = _f(2, lo=-1, help="worker failures Train retries (-1: forever)")
+    storage: str = _f("", help="Ray Train storage path (default: ./ray_results)")
+    threads: int = _f(0, lo=0, help="torch threads per worker (0: cpus_per_worker)")
+    data_cpus: float = _f(0.25, lo=0.01, help="CPUs per Ray Data task feeding training")
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = _f("", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    experiment: str = _f("", help="MLflow experiment (default: the config name)")
+    heatmaps: int = _f(6, lo=0, help="test clips drawn as heatmap overlays per evaluation")
+
+
+@dataclass
+class TuneConfig:
+    """`dmt tune`: the sweep's objective, scheduler and resources (the space is a YAML file)."""
+
+    objective: str = _f("val/ciou", help="metric the sweep maximises (teachers' mean map)")
+    mode: str = _f("max", choices=("max", "min"))
+    scheduler: str = _f("asha", choices=("asha", "fifo"))
+    grace_period: int = _f(2, lo=1, help="ASHA: epochs before a trial can be stopped, "
+                           "counted from stage 2 when only dmt.* keys are swept")
+    reduction_factor: int = _f(2, lo=2, help="ASHA: keep 1/reduction_factor per rung")
+    max_concurrent: int = _f(0, lo=0, help="trials at once (0: as many as the cluster fits)")
+    trial_cpus: float = _f(0.5, lo=0.01, help="CPUs of a trial's driver function")
+    seed: int = _f(0, lo=0, help="seed of the search")
+
+
+BENCH_TABLES = ("A", "B", "C")
+BENCH_METHODS = ("ezvsl", "supervised", "supervised_matched", "mean_teacher", "dmt",
+                 "supervised_all", "dmt_no_nf", "dmt_no_ipl", "dmt_no_ema")
+
+
+@dataclass
+class BenchConfig:
+    """`dmt bench quality`: which rows of Tables A/B/C run, with how many seeds."""
+
+    tables: str = _f("A,B,C", help="tables to run, comma-separated subset of A,B,C")
+    methods: str = _f("", help="only these methods, comma-separated (empty: every row)")
+    seeds: int = _f(3, lo=1, help="seeds of Table A's learned rows")
+    ablation_seeds: int = _f(2, lo=1, help="seeds of Tables B and C")
+    fraction: float = _f(0.03, lo=0.0, hi=1.0, help="labeled fraction of Tables A and B")
+    fractions: str = _f("0.01,0.03,0.1", help="labeled fractions of Table C, comma-separated")
+    parallel: int = _f(0, lo=0, help="rows trained at once (0: one per CPU of the cluster)")
+    threads: int = _f(1, lo=1, help="torch threads per row")
+    matched_max_epochs: int = _f(200, lo=1, help="cap of the compute-matched row's epochs")
+
+
+@dataclass
+class Config:
+    name: str = _f("demo")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dmt: DMTConfig = field(default_factory=DMTConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+
