@@ -21,6 +21,7 @@
 #   DMT_MLFLOW [1]                0: no MLflow server
 #   DMT_MLFLOW_BACKEND [sqlite:///REPO/mlflow.db]  DMT_MLFLOW_ARTIFACTS [REPO/mlartifacts]
 #   DMT_CLUSTER_STATE [cluster/local/.state]       token, pids, logs, env.sh
+#   DMT_START_TIMEOUT [180]       seconds each node (and MLflow) may take to come up
 #   DMT_RAY_TEMP_DIR [/tmp/dmt-ray-UID-HASH]       Ray's temp dirs (short: socket paths
 #                                                   must stay under 107 bytes)
 set -euo pipefail
@@ -132,9 +133,9 @@ launch() {  # launch NAME LOGFILE CMD...: own session, pid recorded
     echo "$pid"
 }
 
-wait_started() {  # wait_started NAME PID LOG: until `ray start` says the runtime is up
-    local name="$1" pid="$2" log="$3" deadline=$((SECONDS + ${DMT_START_TIMEOUT:-180}))
-    until grep -q "Ray runtime started" "$log" 2>/dev/null; do
+wait_until() {  # wait_until NAME PID LOG SECONDS CHECK...: poll CHECK; on death or timeout, clean up
+    local name="$1" pid="$2" log="$3" deadline=$((SECONDS + $4)); shift 4
+    until "$@"; do
         if ! kill -0 "$pid" 2>/dev/null || (( SECONDS > deadline )); then
             echo "start.sh: $name did not start; last lines of $log:" >&2
             tail -n 30 "$log" >&2
@@ -144,6 +145,9 @@ wait_started() {  # wait_started NAME PID LOG: until `ray start` says the runtim
         sleep 1
     done
 }
+ray_up() { grep -q "Ray runtime started" "$1" 2>/dev/null; }
+mlflow_up() { curl -sf "http://127.0.0.1:$1/health" >/dev/null 2>&1; }
+START_TIMEOUT="${DMT_START_TIMEOUT:-180}"
 
 MLFLOW_URI=""
 if [[ "$MLFLOW" != "0" ]]; then
@@ -157,16 +161,7 @@ if [[ "$MLFLOW" != "0" ]]; then
     ML_PID="$(launch mlflow "$ML_LOG" \
         "$VENV_BIN/mlflow" server --backend-store-uri "$BACKEND" \
         --default-artifact-root "$ARTIFACTS" --host 127.0.0.1 --port "$ML_PORT" --workers 1)"
-    deadline=$((SECONDS + 120))
-    until curl -sf "http://127.0.0.1:$ML_PORT/health" >/dev/null 2>&1; do
-        if ! kill -0 "$ML_PID" 2>/dev/null || (( SECONDS > deadline )); then
-            echo "start.sh: the MLflow server did not come up; last lines of $ML_LOG:" >&2
-            tail -n 30 "$ML_LOG" >&2
-            "$HERE/stop.sh" >&2 || true
-            exit 1
-        fi
-        sleep 1
-    done
+    wait_until "the MLflow server" "$ML_PID" "$ML_LOG" "$START_TIMEOUT" mlflow_up "$ML_PORT"
     MLFLOW_URI="http://127.0.0.1:$ML_PORT"
     # every job on the nodes logs there unless it sets its own MLFLOW_TRACKING_URI
     export MLFLOW_TRACKING_URI="$MLFLOW_URI"
@@ -180,7 +175,7 @@ HEAD_PID="$(launch head "$HEAD_LOG" "$RAY" start --head "${COMMON[@]}" \
     --ray-client-server-port "$(free_port)" \
     --dashboard-agent-listen-port "$(free_port)" \
     --temp-dir "$TEMP_ROOT/head")"
-wait_started head "$HEAD_PID" "$HEAD_LOG"
+wait_until head "$HEAD_PID" "$HEAD_LOG" "$START_TIMEOUT" ray_up "$HEAD_LOG"
 
 for i in $(seq 1 "$WORKERS"); do
     echo "starting worker $i: $WORKER_CPUS CPUs, $WORKER_GPUS GPUs, memory $NODE_MEMORY, object store $OBJECT_STORE"
@@ -189,7 +184,7 @@ for i in $(seq 1 "$WORKERS"); do
         --num-cpus "$WORKER_CPUS" --num-gpus "$WORKER_GPUS" \
         --dashboard-agent-listen-port "$(free_port)" \
         --temp-dir "$TEMP_ROOT/worker$i")"
-    wait_started "worker$i" "$pid" "$log"
+    wait_until "worker$i" "$pid" "$log" "$START_TIMEOUT" ray_up "$log"
 done
 
 ENV_FILE="$STATE/env.sh"
