@@ -29,10 +29,12 @@ def ray_session():
     """A local Ray instance shared by the whole session, with explicit small resources."""
     import ray
 
-    if not ray.is_initialized():
-        # the dashboard (on loopback) serves the state API that Train's cleanup and tests use
-        ray.init(num_cpus=2, object_store_memory=512 * 1024**2, include_dashboard=True,
-                 dashboard_host="127.0.0.1", log_to_driver=False, configure_logging=False)
+    from pipeline.train.driver import ensure_ray
+
+    # the product's own start-up: the dashboard (loopback) serves the state API that Train's
+    # cleanup and tests use, and its address is passed to the workers
+    ensure_ray(num_cpus=2, object_store_memory=512 * 1024**2, log_to_driver=False,
+               configure_logging=False)
     yield ray
     ray.shutdown()
 

@@ -27,10 +27,15 @@ def _with(cfg: C.Config, *overrides: str) -> C.Config:
     return out
 
 
-def test_smoke_run_is_tracked_in_mlflow(smoke_base, capsys):
+@pytest.fixture(scope="module")
+def smoke_outcome(smoke_base):
     from pipeline.train.driver import fit
 
-    outcome = fit(smoke_base, say=lambda *_: None)
+    return fit(smoke_base, say=lambda *_: None)
+
+
+def test_smoke_run_is_tracked_in_mlflow(smoke_base, smoke_outcome):
+    outcome = smoke_outcome
     uri = outcome.tracking_uri
     run = tracking.get_run(uri, outcome.run_id)
     assert run.info.status == "FINISHED"
@@ -62,6 +67,38 @@ def test_smoke_run_is_tracked_in_mlflow(smoke_base, capsys):
     result = evaluate_checkpoint(outcome.checkpoint_path, shards)
     logged = outcome.metrics["test/teacher_mean/ciou"]
     assert result["metrics"]["test/teacher_mean/ciou"] == pytest.approx(logged)
+
+
+def test_the_same_seed_gives_the_same_run(smoke_base, smoke_outcome):
+    """Same config and seed, same losses and scores, epoch by epoch: the Ray Data streams keep
+    their file order, so the seeded shuffle sees the same rows (Tune compares trials on this)."""
+    from pipeline.train.driver import fit
+
+    again = fit(smoke_base, say=lambda *_: None)
+    uri = again.tracking_uri
+    for key in ("train/loss_total", "train/loss_sup", "test/teacher_mean/mean_ciou"):
+        first = tracking.metric_history(uri, smoke_outcome.run_id, key)
+        second = tracking.metric_history(uri, again.run_id, key)
+        assert [step for step, _ in second] == [step for step, _ in first], key
+        assert [v for _, v in second] == pytest.approx([v for _, v in first], rel=1e-5), key
+
+
+def test_workers_are_told_the_state_api_of_their_own_ray_instance(ray_session):
+    """Train's placement-group cleaner runs in a worker and calls the state API without an
+    address; auto-detection fails beside a second Ray instance on the machine, so a local
+    instance passes its own dashboard address to every worker."""
+    import os
+
+    from ray.util.state import list_nodes
+
+    @ray_session.remote(num_cpus=0)
+    def api_address() -> str | None:
+        return os.environ.get("RAY_API_SERVER_ADDRESS")
+
+    address = ray_session.get(api_address.remote())
+    assert address and address.startswith("http://127.0.0.1:")
+    node_ids = {node.node_id for node in list_nodes(address=address)}
+    assert ray_session.get_runtime_context().get_node_id() in node_ids
 
 
 def test_checkpoint_round_trip_restores_step_and_weights(tmp_path):

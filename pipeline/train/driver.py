@@ -29,19 +29,35 @@ class TrainOutcome:
     return_value: Any
 
 
-def ensure_ray(num_cpus: int | None = None) -> None:
-    """Join ``RAY_ADDRESS`` (or the cluster a Ray job runs in), else start a local instance."""
+def ensure_ray(num_cpus: int | None = None, **init_kwargs: Any) -> None:
+    """Join ``RAY_ADDRESS`` (or the cluster a Ray job runs in), else start a local instance
+    (``init_kwargs`` go to ``ray.init``: tests size it)."""
     import ray
 
     if ray.is_initialized():
         return
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
-    else:
-        # The dashboard serves the state API, which Train's placement-group cleaner needs (an
-        # ASHA-stopped trial would leak its placement group without it); loopback only.
-        ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                 log_to_driver=True)
+        ray.init(log_to_driver=init_kwargs.pop("log_to_driver", True), **init_kwargs)
+        return
+    # The dashboard serves the state API, which Train's placement-group cleaner needs (an
+    # ASHA-stopped trial would leak its placement group without it); loopback only. The cleaner
+    # runs in a Ray worker and finds the API by auto-detection, which fails when another Ray
+    # instance runs on this machine ("Found multiple active Ray instances"): name this
+    # instance's dashboard in the environment, which the raylet started here passes on to
+    # every worker.
+    port = init_kwargs.pop("dashboard_port", None) or _free_port()
+    os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
+    init_kwargs.setdefault("log_to_driver", True)
+    ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+             dashboard_port=port, **init_kwargs)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def ensure_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
@@ -82,8 +98,13 @@ def validation_ids(cfg: config_mod.Config) -> list[str]:
 def build_datasets(cfg: config_mod.Config, eval_split: str = "test") -> dict[str, Any]:
     import ray.data
 
+    ctx = ray.data.DataContext.get_current()
     # Progress bars of the feeding datasets would interleave with the per-epoch progress lines.
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    ctx.enable_progress_bars = False
+    # Blocks in file order, not in the order read tasks finish: with the seeded local shuffle,
+    # the same seed then gives the same batches (without it two runs of one config differed
+    # from the first epoch on, and Tune trials compared noise from the data order).
+    ctx.execution_options.preserve_order = True
     shards = config_mod.data_paths(cfg.data).shards
     counts = train_data.split_counts(shards)
     if counts["labeled"] == 0 and cfg.dmt.method != "ezvsl":
@@ -131,7 +152,19 @@ def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config:
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
         datasets=datasets,
+        dataset_config=ray.train.DataConfig(execution_options=_ordered_ingest()),
     )
+
+
+def _ordered_ingest():
+    """Train's default ingest options for the worker shards, plus ``preserve_order`` (set here
+    on the driver: Train resolves its defaults in its controller, whose Ray Data context is not
+    this one)."""
+    import ray.train
+
+    options = ray.train.DataConfig.default_ingest_options()
+    options.preserve_order = True
+    return options
 
 
 def storage_dir(cfg: config_mod.Config) -> Path:
