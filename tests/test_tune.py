@@ -119,13 +119,117 @@ def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
     assert "test/ciou" in out.test_metrics
 
 
+def test_a_trial_cut_short_by_ctrl_c_is_unfinished_not_stopped_early():
+    """Tune marks the last result done when ASHA stops a trial; Ctrl-C does not."""
+
+    class Result:
+        def __init__(self, epochs, done, error=None):
+            self.config = {"dmt.tau": 0.4}
+            self.metrics = {"epoch": epochs, "done": done, "trial_id": f"t{epochs}",
+                            "val/ciou": 0.5}
+            self.metrics_dataframe = None
+            self.error, self.path = error, f"/x/t{epochs}"
+
+    cfg = C.load(None, ["tune.objective=val/ciou"])
+    rows = sweep._trial_rows([Result(4, True), Result(4, False), Result(2, True),
+                              Result(1, False), Result(3, False, error=RuntimeError("boom"))],
+                             cfg, max_t=4)
+    # a finished trial restored from a saved sweep may have lost its done flag
+    assert [r["status"] for r in rows] == ["completed", "completed", "stopped_early",
+                                           "unfinished", "error"]
+
+
 def test_an_interrupted_sweep_is_not_reported_as_finished(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parent = tracking.start_run(uri, "sweep", "sweep-1", {})
     rows = [{"trial_id": "t0", "status": "completed", "epochs": 4},
-            {"trial_id": "t1", "status": "stopped_early", "epochs": 2}]
-    with pytest.raises(sweep.SweepInterrupted, match="2 of 6 trials started.*--resume"):
+            {"trial_id": "t1", "status": "unfinished", "epochs": 2}]
+    with pytest.raises(sweep.SweepInterrupted, match="1 of 6 trials ended and 1 cut short.*"
+                       "--resume"):
         sweep._interrupted(uri, "sweep", parent, rows, 6, tmp_path)
-    # a trial short of the last epoch may have been cut by the interrupt, not by ASHA
-    assert [r["status"] for r in rows] == ["completed", "unfinished"]
     assert tracking.get_run(uri, parent).data.tags["tune.status"] == "interrupted"
+
+
+def _tune_results(folder: Path) -> list[list[dict]]:
+    """Per trial folder of a sweep (in trial order), the epoch reports Tune has written."""
+    import json
+
+    out = []
+    for trial in sorted(folder.glob("run_trial_*")):
+        path = trial / "result.json"
+        lines = path.read_text().splitlines() if path.is_file() else []
+        out.append([json.loads(line) for line in lines if line.strip()])
+    return out
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, smoke_base,
+                                                                      ray_session):
+    """Ctrl-C `dmt tune` during its second trial, then `--resume`: the finished trial is not
+    run again, the interrupted one continues its own MLflow run, and the resumed trial logs to
+    the resuming invocation's MLflow server (the first one's is gone)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
+        f"data.root={smoke_base.data.root}", f"train.storage={tmp_path / 'ray_results'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "train.stage1_epochs=1",
+        "train.stage2_epochs=2", "tune.scheduler=fifo", "train.cpus_per_worker=0.5",
+        "tune.trial_cpus=0.5", "tune.objective=val/mean_ciou", "tracking.heatmaps=0"])
+    config_file = tmp_path / "sweep.yaml"
+    config_file.write_text(C.dump_yaml(cfg))
+    # the CLI joins this session's Ray instance: a second local instance on one machine breaks
+    # Train's placement-group cleanup
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
+           "RAY_AUTH_MODE": "token"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "tune", "--config",
+                             str(config_file), "--samples", "2"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    folder = tmp_path / "ray_results" / "sweep-smoke-1"
+    deadline = time.monotonic() + 600
+    while not (folder.is_dir() and len([r for r in _tune_results(folder) if r]) == 2):
+        assert proc.poll() is None, f"dmt tune ended before trial 2 reported:\n{proc.stdout.read()}"
+        assert time.monotonic() < deadline, "trial 2 never reported an epoch"
+        time.sleep(1)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130, output
+    assert "--resume" in output
+    before = _tune_results(folder)
+    assert [r["epoch"] for r in before[0]] == [1, 2, 3] and before[1][-1]["epoch"] < 3, before
+
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+    parent_id = json.loads((folder / sweep.SWEEP_INFO).read_text())["parent_run_id"]
+    assert tracking.get_run(uri, parent_id).data.tags["tune.status"] == "interrupted"
+
+    def children():
+        runs = tracking.search_runs(uri, cfg.name, f"tags.`{tracking.PARENT_TAG}` = '{parent_id}'")
+        return {run.info.run_name: run for run in runs}
+
+    first = children()
+    assert len(first) == 2
+    finished_run = first[f"trial-{before[0][0]['trial_id']}"]
+    finished_history = tracking.metric_history(uri, finished_run.info.run_id, "val/mean_ciou")
+
+    out = sweep.run_sweep(cfg, samples=2, resume=True, say=lambda *_: None)
+
+    assert out.parent_run_id == parent_id
+    assert tracking.get_run(uri, parent_id).info.status == "FINISHED"
+    after = _tune_results(folder)
+    assert after[0] == before[0]  # the finished trial did not run again
+    # resumed from its last Train checkpoint: Tune counts its reports from 1 again, the epochs
+    # carry on (and ASHA's rungs are counted in epochs)
+    assert after[1][:len(before[1])] == before[1] and after[1][-1]["epoch"] == 3
+    assert sorted(row["status"] for row in out.trials) == ["completed", "completed"]
+    second = children()
+    assert set(second) == set(first)  # the resumed trial continued its own run
+    assert tracking.metric_history(uri, finished_run.info.run_id, "val/mean_ciou") \
+        == finished_history
+    resumed = second[f"trial-{before[1][0]['trial_id']}"]
+    assert resumed.info.status == "FINISHED"
+    steps = [step for step, _ in tracking.metric_history(uri, resumed.info.run_id, "val/mean_ciou")]
+    assert sorted(set(steps)) == [1, 2, 3], steps  # epochs after the interrupt reached MLflow

@@ -78,6 +78,7 @@ def run_trial(params: dict[str, Any], base: dict[str, Any]) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from pipeline.train.driver import RUN_INFO, fit, storage_dir
+    from pipeline.train.loop import total_epochs
 
     cfg = config_mod.from_dict(base["config"])
     for key, value in space_mod.decode_sample(params).items():
@@ -87,9 +88,24 @@ def run_trial(params: dict[str, Any], base: dict[str, Any]) -> None:
     name = f"trial-{trial_id}"
     run_path = storage_dir(cfg) / name
     resume = str(run_path) if (run_path / RUN_INFO).is_file() else None
-    fit(cfg, resume=resume, parent_run_id=base["parent_run_id"], run_name=name,
-        callbacks=[TuneReportCallback()], eval_split="val", resume_uri=base["tracking_uri"],
-        say=lambda *_: None)
+    epochs_before = _epochs_checkpointed(run_path) if resume else 0
+    outcome = fit(cfg, resume=resume, parent_run_id=base["parent_run_id"], run_name=name,
+                  callbacks=[TuneReportCallback()], eval_split="val",
+                  resume_uri=base["tracking_uri"], say=lambda *_: None)
+    if epochs_before >= total_epochs(cfg):
+        # The Train run had finished all its epochs while Tune was shutting down after Ctrl-C,
+        # before Tune recorded the last reports: this resume ran no epoch and reported nothing.
+        tune.report({**outcome.metrics, "checkpoint_path": str(outcome.checkpoint_path)})
+
+
+def _epochs_checkpointed(run_path: Path) -> int:
+    """Epochs a Train run folder holds a checkpoint for (0 before its first checkpoint)."""
+    import ray.train
+
+    try:
+        return int(ray.train.Result.from_path(str(run_path)).metrics.get("epoch", 0))
+    except RuntimeError:  # no checkpoint written yet
+        return 0
 
 
 def grace_epochs(cfg: config_mod.Config, space: dict[str, Any], max_t: int) -> int:
@@ -107,7 +123,9 @@ def _scheduler(cfg: config_mod.Config, space: dict[str, Any], max_t: int):
 
     if cfg.tune.scheduler == "fifo":
         return FIFOScheduler()
-    return ASHAScheduler(time_attr="training_iteration", max_t=max_t,
+    # "epoch", not Tune's training_iteration: a trial resumed from its Train checkpoint starts
+    # counting reports again from 1, and would be compared with other trials at the wrong rung
+    return ASHAScheduler(time_attr="epoch", max_t=max_t,
                          grace_period=grace_epochs(cfg, space, max_t),
                          reduction_factor=cfg.tune.reduction_factor)
 
@@ -135,11 +153,17 @@ def _trial_rows(results, cfg: config_mod.Config, max_t: int) -> list[dict[str, A
                 result.metrics_dataframe:
             frame = result.metrics_dataframe
             history = [(int(i), float(v)) for i, v in
-                       zip(frame["training_iteration"], frame[cfg.tune.objective], strict=True)]
+                       zip(frame["epoch"], frame[cfg.tune.objective], strict=True)]
         metrics = result.metrics or {}
-        epochs = int(metrics.get("training_iteration", len(history)))
-        status = "error" if result.error else ("completed" if epochs >= max_t
-                                               else "stopped_early")
+        epochs = int(metrics.get("epoch", len(history)))  # see _scheduler
+        # Tune marks a result done when the scheduler stops the trial (kept when a sweep is
+        # restored); a trial cut short by Ctrl-C is not done, and --resume continues it
+        if result.error:
+            status = "error"
+        elif epochs >= max_t:
+            status = "completed"
+        else:
+            status = "stopped_early" if metrics.get("done") else "unfinished"
         rows.append({"trial_id": metrics.get("trial_id", Path(result.path).name),
                      "values": space_mod.decode_sample(params), "epochs": epochs,
                      "status": status, "history": history,
@@ -175,17 +199,15 @@ class SweepInterrupted(RuntimeError):
 
 def _interrupted(uri: str, experiment: str, parent_id: str, rows: list[dict], samples: int,
                  folder: Path) -> None:
-    """Trials short of the last epoch may have been stopped by ASHA or by the interrupt: call
-    them unfinished (their runs stay open), mark the parent, and raise."""
+    """Close the ended trials' runs (unfinished ones stay open), mark the parent, and raise."""
     from pipeline import tracking
 
-    for row in rows:
-        if row["status"] == "stopped_early":
-            row["status"] = "unfinished"
     _close_children(uri, experiment, parent_id, rows)
     tracking.RunLogger(uri, parent_id).set_tags({"tune.status": "interrupted"})
-    raise SweepInterrupted(f"sweep interrupted with {len(rows)} of {samples} trials started "
-                           f"({folder}); continue it with the same command and --resume")
+    ended = sum(row["status"] != "unfinished" for row in rows)
+    raise SweepInterrupted(f"sweep interrupted with {ended} of {samples} trials ended and "
+                           f"{len(rows) - ended} cut short ({folder}); continue it with the "
+                           f"same command and --resume")
 
 
 def _log_parent_summary(log, cfg, rows, best_row, best_cfg, test_metrics, max_t) -> None:
@@ -275,7 +297,8 @@ def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = Non
                 run_config=tune.RunConfig(name=folder.name, storage_path=str(storage_dir(cfg))))
         results = tuner.fit()
         rows = _trial_rows(results, cfg, max_t)
-        if len(rows) < samples:  # Ctrl-C: Tune saved its state and returned early
+        # Ctrl-C: Tune saved its state and returned early (maybe during the last trial)
+        if len(rows) < samples or any(row["status"] == "unfinished" for row in rows):
             _interrupted(live_uri, experiment, parent, rows, samples, folder)
         _close_children(live_uri, experiment, parent, rows)
         scored = [r for r in rows if r["history"]]
