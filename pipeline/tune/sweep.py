@@ -125,7 +125,9 @@ def _scheduler(cfg: config_mod.Config, space: dict[str, Any], max_t: int):
         return FIFOScheduler()
     # "epoch", not Tune's training_iteration: a trial resumed from its Train checkpoint starts
     # counting reports again from 1, and would be compared with other trials at the wrong rung
-    return ASHAScheduler(time_attr="epoch", max_t=max_t,
+    # max_t + 1: at max_t ASHA stops a trial, which kills it before its run is closed and its
+    # model logged; one past the last epoch, a trial that gets there ends by itself
+    return ASHAScheduler(time_attr="epoch", max_t=max_t + 1,
                          grace_period=grace_epochs(cfg, space, max_t),
                          reduction_factor=cfg.tune.reduction_factor)
 
@@ -188,8 +190,8 @@ def _close_children(uri: str, experiment: str, parent_id: str, rows: list[dict])
         log.set_tags({"tune.status": row["status"], "tune.trial_id": row["trial_id"],
                       "tune.epochs": row["epochs"]})
         final = {"completed": "FINISHED", "stopped_early": "KILLED", "error": "FAILED"}
-        if row["status"] in final and (run.info.status == "RUNNING"
-                                       or row["status"] != "completed"):
+        # a trial stopped while it was closing its run may have marked it FAILED
+        if row["status"] in final and run.info.status != final[row["status"]]:
             log.end(final[row["status"]])  # "unfinished" runs stay open for --resume
 
 
