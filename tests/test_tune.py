@@ -69,12 +69,13 @@ def test_concurrency_fits_the_cluster():
 
 @pytest.mark.slow
 def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
-        tmp_path, ray_session):
+        tmp_path, ray_session, monkeypatch):
     from pipeline.train.driver import fit
 
     root = tmp_path
+    monkeypatch.chdir(tmp_path)  # a relative train.storage, as a user's config has
     cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
-        f"data.root={root / 'data'}", f"train.storage={root / 'ray_results'}",
+        f"data.root={root / 'data'}", "train.storage=ray_results",
         f"tracking.uri=sqlite:///{root / 'mlflow.db'}", "train.stage1_epochs=1",
         "train.stage2_epochs=2", "tune.grace_period=1", "tune.reduction_factor=4",
         "train.cpus_per_worker=0.5", "tune.trial_cpus=0.5",
@@ -111,6 +112,9 @@ def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
         assert all(S.contains(space, key, v[key]) for v in values)
     assert out.epochs_run < out.epochs_full
 
+    # the best config keeps the given (relative) paths, so it works from the repo anywhere
+    assert (tmp_path / "ray_results" / out.path.name).is_dir()
+    assert out.best_config.train.storage == "ray_results"
     # the best config runs unchanged through `dmt train --config`
     best_file = tmp_path / "best.yaml"
     best_file.write_text(C.dump_yaml(out.best_config))

@@ -242,11 +242,13 @@ def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = Non
     from pipeline.train.loop import total_epochs
     from pipeline.train.offline import evaluate_checkpoint
 
+    given = config_mod.from_dict(config_mod.to_dict(cfg))  # paths as the user wrote them
     cfg = config_mod.resolve_paths(cfg)  # trials run in their own directories
     config_mod.set_key(cfg, "train.eval_every", 1)  # ASHA needs the objective every epoch
     folder, info = _sweep_folder(cfg, resume)
     if info:
         cfg = config_mod.from_dict(info["config"])
+        given = config_mod.from_dict(info.get("given_config", info["config"]))
     if info:
         space = space_mod.validate_space(info["space"], cfg)
     else:
@@ -270,7 +272,8 @@ def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = Non
                 tracking.reproducibility_tags({"tune.space": space, "tune.samples": samples}))
             folder.mkdir(parents=True, exist_ok=True)
             (folder / SWEEP_INFO).write_text(json.dumps({
-                "parent_run_id": parent, "config": config_mod.to_dict(cfg), "space": space,
+                "parent_run_id": parent, "config": config_mod.to_dict(cfg),
+                "given_config": config_mod.to_dict(given), "space": space,
                 "samples": samples}, indent=1))
         n_conc = max_concurrent(cfg, cluster_cpus)
         say(f"[tune] {samples} trials, {n_conc} at a time, {max_t} epochs each, "
@@ -308,7 +311,9 @@ def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = Non
             raise RuntimeError(f"no trial reported {cfg.tune.objective}; see {folder}")
         pick = max if cfg.tune.mode == "max" else min
         best_row = pick(scored, key=lambda r: r["objective"])
-        best_cfg = config_mod.from_dict(config_mod.to_dict(cfg))
+        # the config as given (its relative paths stay relative, so --best-out works from the
+        # repo on any machine or cluster), with the best trial's values
+        best_cfg = config_mod.from_dict(config_mod.to_dict(given))
         for key, value in best_row["values"].items():
             config_mod.set_key(best_cfg, key, value)
         test_metrics = {}
