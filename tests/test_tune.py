@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -161,8 +167,6 @@ def test_an_interrupted_sweep_is_not_reported_as_finished(tmp_path):
 
 def _tune_results(folder: Path) -> list[list[dict]]:
     """Per trial folder of a sweep (in trial order), the epoch reports Tune has written."""
-    import json
-
     out = []
     for trial in sorted(folder.glob("run_trial_*")):
         path = trial / "result.json"
@@ -177,13 +181,6 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, 
     """Ctrl-C `dmt tune` during its second trial, then `--resume`: the finished trial is not
     run again, the interrupted one continues its own MLflow run, and the resumed trial logs to
     the resuming invocation's MLflow server (the first one's is gone)."""
-    import json
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
         f"data.root={smoke_base.data.root}", f"train.storage={tmp_path / 'ray_results'}",
         f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "train.stage1_epochs=1",

@@ -22,11 +22,11 @@ from pipeline.dmt.state import make_state
 from pipeline.train import data as train_data
 from pipeline.train import evaluation
 from pipeline.train.loop import (
-    _uses_unlabeled,
     run_epoch,
     seed_everything,
     stage_of,
     total_epochs,
+    uses_unlabeled,
 )
 
 HISTORY_KEYS = ("train/loss_total", "train/loss_sup", "train/loss_pseudo", "train/loss_con",
@@ -77,7 +77,7 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
     labeled = endless_batches(clips, lab_idx, cfg.optim.batch_size, "gt", rng)
     n_unl = max(1, round(cfg.optim.batch_size * cfg.optim.unlabeled_ratio))
     unlabeled = None
-    if len(unl_idx) and _uses_unlabeled(cfg):  # the same rule as the Ray Train loop
+    if len(unl_idx) and uses_unlabeled(cfg):  # the same rule as the Ray Train loop
         unlabeled = endless_batches(clips, unl_idx, n_unl, "true_map", rng)
     to_device = lambda b: train_data.to_torch(b, state.device)  # noqa: E731
     history: list[dict[str, float]] = []

@@ -36,8 +36,9 @@ def ensure_ray(num_cpus: int | None = None, **init_kwargs: Any) -> None:
 
     if ray.is_initialized():
         return
+    init_kwargs.setdefault("log_to_driver", True)
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=init_kwargs.pop("log_to_driver", True), **init_kwargs)
+        ray.init(**init_kwargs)
         return
     # The dashboard serves the state API, which Train's placement-group cleaner needs (an
     # ASHA-stopped trial would leak its placement group without it); loopback only. The cleaner
@@ -47,7 +48,6 @@ def ensure_ray(num_cpus: int | None = None, **init_kwargs: Any) -> None:
     # every worker.
     port = init_kwargs.pop("dashboard_port", None) or _free_port()
     os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
-    init_kwargs.setdefault("log_to_driver", True)
     ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
              dashboard_port=port, **init_kwargs)
 

@@ -75,7 +75,7 @@ def _gather(obj: Any) -> list[Any]:
     return out
 
 
-def _uses_unlabeled(cfg: config_mod.Config) -> bool:
+def uses_unlabeled(cfg: config_mod.Config) -> bool:
     return cfg.dmt.method != "supervised" and cfg.optim.unlabeled_ratio > 0
 
 
@@ -202,7 +202,7 @@ def _loop(state, cfg, start_epoch, logger, loop_config, rank, world) -> dict[str
     labeled = train_data.cycle_batches(ray.train.get_dataset_shard("labeled"),
                                        cfg.optim.batch_size, "labeled", seed)
     unlabeled = None
-    if _uses_unlabeled(cfg):
+    if uses_unlabeled(cfg):
         unlabeled = train_data.cycle_batches(
             ray.train.get_dataset_shard("unlabeled"),
             max(1, round(cfg.optim.batch_size * cfg.optim.unlabeled_ratio)), "unlabeled", seed)

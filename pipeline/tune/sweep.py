@@ -242,14 +242,13 @@ def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = Non
     from pipeline.train.loop import total_epochs
     from pipeline.train.offline import evaluate_checkpoint
 
-    given = config_mod.from_dict(config_mod.to_dict(cfg))  # paths as the user wrote them
+    given = cfg  # paths as the user wrote them (resolve_paths returns a copy)
     cfg = config_mod.resolve_paths(cfg)  # trials run in their own directories
     config_mod.set_key(cfg, "train.eval_every", 1)  # ASHA needs the objective every epoch
     folder, info = _sweep_folder(cfg, resume)
     if info:
         cfg = config_mod.from_dict(info["config"])
         given = config_mod.from_dict(info.get("given_config", info["config"]))
-    if info:
         space = space_mod.validate_space(info["space"], cfg)
     else:
         space = space_mod.load_space(space_file, cfg)  # None: the default space
