@@ -7,13 +7,23 @@ STAMP  := $(VENV)/.installed
 # Ray: one parquet footer reader on small machines; MLflow's file store is in maintenance mode.
 export RAY_DATA_PARQUET_FOOTER_NUM_ACTORS ?= 1
 
-.PHONY: demo test test-fast test-long test-cluster lint bench-preprocess bench-train bench-quality bench-quality-quick clean-data
+.PHONY: demo test test-fast test-long test-cluster lint bench-preprocess bench-train bench-quality bench-quality-quick clean-data relock
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package to the version the suite passed with (see its header).
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+# A deliberate upgrade: resolve pyproject.toml afresh in a scratch venv and rewrite the pins.
+relock:
+	rm -rf .venv-relock && $(PYTHON) -m venv .venv-relock
+	.venv-relock/bin/python -m pip install --quiet --upgrade pip
+	.venv-relock/bin/python -m pip install --quiet -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; .venv-relock/bin/python -m pip freeze --exclude-editable; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .venv-relock
+	@echo "constraints.txt rewritten: run make test, then commit it"
 
 demo: $(STAMP)
 	$(VENV)/bin/dmt demo --config jobs/configs/demo.yaml

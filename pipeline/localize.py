@@ -107,7 +107,8 @@ def localize(video: str | os.PathLike, checkpoint: str, *, device: str = "cpu",
     """Decode ``video``, run the checkpoint's reported model, return its map and box."""
     import torch
 
-    from pipeline.data.decode import ClipError, DecodeOptions, decode_clip, decode_jpeg
+    from pipeline.data.codecs import decode_jpeg
+    from pipeline.data.decode import ClipError, DecodeOptions, decode_clip
     from pipeline.dmt.step import predict_maps
     from pipeline.train import data as train_data
     from pipeline.train.evaluation import reported_role

@@ -16,6 +16,31 @@ METADATA = SHARED / "data" / "avsl-metadata"
 # Small machines: one parquet footer reader instead of 32 (see RAY-NOTES).
 os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
 
+KEY_PACKAGES = ("torch", "torchaudio", "torchvision", "ray", "mlflow", "pyarrow", "numpy",
+                "decord2", "av", "pillow")
+
+
+def pytest_report_header(config) -> list[str]:
+    """The resolved versions, first thing in the output, and any that differ from the pins of
+    constraints.txt (what the suite last passed with)."""
+    import platform
+    from importlib import metadata
+
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==", 1)
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    installed = {d.metadata["Name"].lower().replace("_", "-"): d.version
+                 for d in metadata.distributions()}
+    lines = [f"python {platform.python_version()} on {platform.machine()}; " + ", ".join(
+        f"{n} {installed.get(n, 'not installed')}" for n in KEY_PACKAGES)]
+    drift = sorted(f"{n} {installed[n]} (pinned {v})" for n, v in pins.items()
+                   if n in installed and installed[n] != v)
+    lines.append("versions differ from constraints.txt: " + ", ".join(drift) if drift
+                 else f"all {len(pins)} pinned packages at their constraints.txt versions")
+    return lines
+
 
 @pytest.fixture(scope="session")
 def metadata_dir() -> Path:

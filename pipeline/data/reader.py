@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.data import schema
-from pipeline.data.decode import decode_jpeg, decode_pcm16
+from pipeline.data.codecs import decode_jpeg, decode_pcm16
 
 
 def load_summary(path: str | Path) -> dict[str, Any]:

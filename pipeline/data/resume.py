@@ -44,21 +44,22 @@ def _scan(folder: Path, *, repair: bool) -> tuple[dict[str, dict], list[dict], l
             notes.append(f"removed partial write {tmp.name}")
     for f in sorted(folder.glob(PART_GLOB)):
         try:
-            t = pq.read_table(f, columns=["id", "path", "split"])
             schema.check_schema(pq.read_schema(f), str(f))
+            t = pq.read_table(f, columns=["id", "path", "split", "frame_decoder",
+                                          "audio_decoder"])
         except Exception as exc:  # noqa: BLE001 - an unreadable shard is redone
             if not repair:
                 raise PreprocessError(f"{f}: unreadable shard: {exc}") from None
             f.unlink(missing_ok=True)
             notes.append(f"removed unreadable shard {f.name}")
             continue
-        for i, p, s in zip(t["id"].to_pylist(), t["path"].to_pylist(), t["split"].to_pylist(),
-                           strict=True):
+        for i, p, s, fd, ad in zip(*(t[c].to_pylist() for c in t.column_names), strict=True):
             k = _key(i, p)
             if k in done:
                 raise PreprocessError(f"clip {i!r} ({p}) is in two shards: "
                                       f"{done[k]['file']} and {f.name}")
-            done[k] = {"file": f.name, "split": s, "id": i}
+            done[k] = {"file": f.name, "split": s, "id": i, "frame_decoder": fd,
+                       "audio_decoder": ad}
     for f in sorted(folder.glob(FRAGMENT_GLOB)):
         try:
             recs = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]

@@ -6,7 +6,7 @@ Parquet file's schema metadata (key ``dmt.schema_version``) and in ``summary.jso
 refuse shards of another version with a message that says to re-run ``dmt preprocess``.
 Bump :data:`SCHEMA_VERSION` whenever a column is added, removed, renamed or changes meaning.
 
-Schema version 1 -- one row per successfully decoded clip:
+Schema version 2 -- one row per successfully decoded clip:
 
 =================== ====================== =========================================================
 column              type                   meaning
@@ -51,7 +51,13 @@ source_width        int32                  original frame width
 source_height       int32                  original frame height
 source_sample_rate  int32                  original audio sample rate
 source_channels     int32                  original audio channels
+frame_decoder       string                 which decoder produced the frame: ``decord``, or
+                                           ``pyav`` when decord's frame failed the size check
+audio_decoder       string                 which decoder produced the audio window: ``decord``,
+                                           or ``pyav`` when decord's window failed its checks
 =================== ====================== =========================================================
+
+Version history: 2 added ``frame_decoder`` and ``audio_decoder``.
 
 Boxes are stored for every clip the annotations cover (the synthetic benchmark annotates every
 clip, VGG-SS only its test clips): a semi-supervised loader must take boxes only from
@@ -67,7 +73,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_NAME = "dmt-avsl/clips"
 VERSION_KEY = b"dmt.schema_version"
 NAME_KEY = b"dmt.schema"
@@ -107,6 +113,8 @@ _FIELDS = [
     pa.field("source_height", pa.int32()),
     pa.field("source_sample_rate", pa.int32()),
     pa.field("source_channels", pa.int32()),
+    pa.field("frame_decoder", pa.string()),
+    pa.field("audio_decoder", pa.string()),
 ]
 
 METADATA = {

@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.data import schema
 from pipeline.data.decode import DecodeOptions
+from pipeline.data.media import PYAV
 from pipeline.data.plan import Plan, _key
 from pipeline.data.resume import (
     FRAGMENT_GLOB,
@@ -79,6 +80,21 @@ def _split_counts(plan: Plan, done: dict[str, dict],
     return splits
 
 
+FALLBACK_IDS_SHOWN = 50
+
+
+def decoder_fallbacks(done: dict[str, dict]) -> dict[str, Any]:
+    """How many rows' frame / audio came from the PyAV fallback (decord's output failed its
+    checks), and the first ids of each."""
+    out: dict[str, Any] = {}
+    for kind in ("frame", "audio"):
+        ids = sorted(info["id"] for info in done.values()
+                     if info.get(f"{kind}_decoder") == PYAV)
+        out[kind] = len(ids)
+        out[f"{kind}_ids"] = ids[:FALLBACK_IDS_SHOWN]
+    return out
+
+
 def _finalize(tmp: Path, plan: Plan, fp: str, meta: dict[str, Any]) -> dict[str, Any]:
     done, quarantined, notes = _scan(tmp, repair=False)
     _check_against_plan(plan, done, quarantined)
@@ -115,6 +131,7 @@ def _finalize(tmp: Path, plan: Plan, fp: str, meta: dict[str, Any]) -> dict[str,
         "shards": shards,
         "shard_bytes": shard_bytes,
         "bytes_per_row": round(shard_bytes / rows, 1) if rows else 0.0,
+        "decoder_fallbacks": decoder_fallbacks(done),
         "notes": notes,
         **meta,
     }

@@ -46,7 +46,8 @@ def _write_piece(table: pa.Table, folder: Path) -> dict[str, Any]:
         final = folder / f"part-{name}.parquet"
         tmp = folder / f".part-{name}.{uuid.uuid4().hex[:8]}.inprogress"
         pq.write_table(good, tmp, compression="zstd",
-                       use_dictionary=["split", "category", "box_format"])
+                       use_dictionary=["split", "category", "box_format", "frame_decoder",
+                                       "audio_decoder"])
         os.replace(tmp, final)
         files.append(final.name)
     if bad.num_rows:

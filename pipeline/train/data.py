@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from pipeline.data.decode import decode_jpeg, decode_pcm16
+from pipeline.data.codecs import decode_jpeg, decode_pcm16
 from pipeline.data.reader import shard_files
 from pipeline.metrics import gt_map
 
