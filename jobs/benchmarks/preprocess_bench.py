@@ -104,7 +104,7 @@ def make_clips(folder: Path, n: int, seconds: float | None, workers: int,
         from pipeline.config import SynthConfig
         from pipeline.synth import generate
 
-        cfg = SynthConfig(clips=n, labeled=min(16, n), test=min(16, n // 4), workers=workers)
+        cfg = SynthConfig(clips=n, labeled=min(16, n // 2), test=min(16, n // 4), workers=workers)
         if seconds:
             cfg.duration = seconds
         generate(cfg, folder, progress=False)
