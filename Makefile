@@ -12,7 +12,7 @@ export RAY_DATA_PARQUET_FOOTER_NUM_ACTORS ?= 1
 # constraints.txt pins every package to the version the suite passed with (see its header).
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade -c constraints.txt pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
@@ -21,7 +21,7 @@ relock:
 	rm -rf .venv-relock && $(PYTHON) -m venv .venv-relock
 	.venv-relock/bin/python -m pip install --quiet --upgrade pip
 	.venv-relock/bin/python -m pip install --quiet -e '.[dev]'
-	{ sed -n '/^#/p' constraints.txt; .venv-relock/bin/python -m pip freeze --exclude-editable; } > constraints.new
+	{ sed -n '/^#/p' constraints.txt; .venv-relock/bin/python -m pip freeze --exclude-editable --all; } > constraints.new
 	mv constraints.new constraints.txt && rm -rf .venv-relock
 	@echo "constraints.txt rewritten: run make test, then commit it"
 

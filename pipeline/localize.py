@@ -56,7 +56,7 @@ def resolve_checkpoint(spec: str, tracking_uri: str = "",
     """A local ``state.pt`` for a file, a folder holding one, or an MLflow artifact URI
     (``runs:/<id>/model``, ``models:/<name>/<version>``), downloaded from ``tracking_uri``
     (default ``$MLFLOW_TRACKING_URI`` or ./mlflow.db)."""
-    from pipeline.train import checkpoint as ckpt_io
+    from pipeline.engine import checkpoint as ckpt_io
 
     if spec.startswith(MLFLOW_SCHEMES):
         from pipeline import tracking
@@ -110,9 +110,9 @@ def localize(video: str | os.PathLike, checkpoint: str, *, device: str = "cpu",
     from pipeline.data.codecs import decode_jpeg
     from pipeline.data.decode import ClipError, DecodeOptions, decode_clip
     from pipeline.dmt.step import predict_maps
-    from pipeline.train import data as train_data
-    from pipeline.train.evaluation import reported_role
-    from pipeline.train.offline import load_state
+    from pipeline.engine.batches import ToTrainingBatch, to_torch
+    from pipeline.engine.evaluation import reported_role
+    from pipeline.engine.offline import load_state
 
     if device == "cuda" and not torch.cuda.is_available():
         raise LocalizeError("--device cuda: no CUDA device is available here")
@@ -131,14 +131,14 @@ def localize(video: str | os.PathLike, checkpoint: str, *, device: str = "cpu",
     except ClipError as exc:
         raise LocalizeError(f"{video}: cannot use this video: {exc.reason}") from None
 
-    convert = train_data.ToTrainingBatch(cfg.model.image_size, None)
+    convert = ToTrainingBatch(cfg.model.image_size, None)
     batch = convert({"id": np.array([clip_id]),
                      "frame_jpeg": np.array([row["frame_jpeg"]], dtype=object),
                      "audio": np.array([row["audio"]], dtype=object),
                      "has_boxes": np.array([False])})
     role = reported_role(state.method, cfg.dmt.eval_model)
     with torch.no_grad():
-        heat = predict_maps(state, train_data.to_torch(batch, state.device), role)
+        heat = predict_maps(state, to_torch(batch, state.device), role)
     heat = heat[0].float().cpu().numpy().clip(0.0, 1.0)
     box, peak = peak_box(heat)
     return Localization(id=clip_id, video=str(video), checkpoint=checkpoint, model=role,
@@ -148,7 +148,7 @@ def localize(video: str | os.PathLike, checkpoint: str, *, device: str = "cpu",
 
 def overlay_png(result: Localization) -> bytes:
     """The frame with the map over it and the predicted box (dashed yellow)."""
-    from pipeline.train.heatmaps import overlay_grid_png
+    from pipeline.engine.heatmaps import overlay_grid_png
 
     title = f"{result.id} ({result.model}, t={result.frame_time:.2f}s)"
     return overlay_grid_png([{"frame": result.frame, "map": result.map, "boxes": (),

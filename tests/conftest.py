@@ -54,7 +54,7 @@ def ray_session():
     """A local Ray instance shared by the whole session, with explicit small resources."""
     import ray
 
-    from pipeline.train.driver import ensure_ray
+    from pipeline.ray_env import ensure_ray
 
     # the product's own start-up: the dashboard (loopback) serves the state API that Train's
     # cleanup and tests use, and its address is passed to the workers
@@ -91,12 +91,12 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def smoke_base(tmp_path_factory, ray_session):
     """The smoke config pointed at a private folder, its data synthesised and preprocessed."""
-    from pipeline.train.driver import ensure_dataset
+    from pipeline.prepare import prepare_dataset
 
     root = tmp_path_factory.mktemp("smoke_run")
     cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
         f"data.root={root / 'data'}", f"train.storage={root / 'ray_results'}",
         f"tracking.uri=sqlite:///{root / 'mlflow.db'}"])
-    summary = ensure_dataset(cfg, say=lambda *_: None)
+    summary = prepare_dataset(cfg, say=lambda *_: None)
     assert summary["rows"] == cfg.data.synth.clips
     return cfg

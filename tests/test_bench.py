@@ -12,6 +12,7 @@ from pipeline import config as C
 from pipeline import tracking
 from pipeline.bench import memory, plan, report
 from pipeline.bench.plan import BenchRow
+from pipeline.engine.loop import stage_of, total_epochs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,10 +49,14 @@ def test_plan_filters_methods_and_refuses_a_matched_row_without_dmt():
 def test_row_configs_change_only_the_method_and_its_schedule():
     cfg = C.load(REPO / "jobs/configs/bench.yaml")
     base = C.flatten(cfg)
-    ez = C.flatten(plan.row_config(cfg, BenchRow("ezvsl", 0.03, 1, ("A",))))
-    assert ez["dmt.method"] == "ezvsl" and ez["train.seed"] == 1
-    assert ez["train.stage1_epochs"] == 0
-    assert ez["train.stage2_epochs"] == base["train.stage1_epochs"] + base["train.stage2_epochs"]
+    ez_cfg = plan.row_config(cfg, BenchRow("ezvsl", 0.03, 1, ("A",)))
+    ez = C.flatten(ez_cfg)
+    assert {k for k in base if base[k] != ez[k]} == {"name", "dmt.method", "train.seed"}
+    # the one schedule of pipeline.methods: EZ-VSL has no warm-up, all its epochs are stage 2,
+    # as many as DMT's stage 1 + stage 2 (the same rule `dmt train` and the sweep read)
+    assert total_epochs(ez_cfg) == total_epochs(cfg) == 14
+    assert {stage_of(e, ez_cfg) for e in range(total_epochs(ez_cfg))} == {2}
+    assert [stage_of(e, cfg) for e in range(6)] == [1, 1, 1, 1, 2, 2]
     nf = C.flatten(plan.row_config(cfg, BenchRow("dmt_no_nf", 0.03, 0, ("B",))))
     changed = {k for k in base if base[k] != nf[k]}
     assert changed == {"name", "dmt.noise_filtering"}
@@ -117,7 +122,7 @@ def test_report_aggregates_seeds_and_checks_the_target():
 def test_quick_benchmark_runs_tracks_resumes_and_its_checkpoints_reproduce(
         smoke_base, tmp_path, capsys):
     from pipeline.bench.quality import run_quality
-    from pipeline.train.offline import load_state
+    from pipeline.engine.offline import load_state
 
     cfg = C.from_dict(C.to_dict(smoke_base), [
         "bench.tables=A", "bench.methods=supervised,dmt,supervised_matched,ezvsl",
@@ -139,14 +144,14 @@ def test_quick_benchmark_runs_tracks_resumes_and_its_checkpoints_reproduce(
         dmt["history"][1]
 
     # the checkpoint is the one that produced the row: re-scoring it gives the same numbers
-    from pipeline.train import data as train_data
-    from pipeline.train import evaluation
+    from pipeline.engine import evaluation
+    from pipeline.engine.batches import to_torch
 
     state, row_cfg, _ = load_state(dmt["checkpoint"])  # weights_only=True inside
     clips = memory.load_clips(C.data_paths(cfg.data).shards, row_cfg.model.image_size)
     scores = evaluation.score_batches(
         state, memory.ordered_batches(clips, clips.test, 16),
-        lambda b: train_data.to_torch(b, state.device))
+        lambda b: to_torch(b, state.device))
     rescored = evaluation.summarize_scores(scores, "test", "teacher_mean")
     assert rescored["test/ciou"] == pytest.approx(dmt["ciou"])
     assert rescored["test/mean_ciou"] == pytest.approx(dmt["mean_ciou"], abs=1e-6)

@@ -9,8 +9,8 @@ import pytest
 from pipeline import config as C
 from pipeline.dmt.state import make_state
 from pipeline.dmt.step import dmt_step, stage1_step
-from pipeline.train.data import to_torch
-from pipeline.train.offline import iter_split_batches
+from pipeline.engine.batches import to_torch
+from pipeline.engine.offline import split_batches
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,8 @@ def test_stage1_then_stage2_on_synth_clips_report_pseudo_label_statistics(small_
     cfg = C.load(None, ["model.image_size=64", "model.width=8", "model.dim=32",
                         "dmt.ema_decay=0.9", "dmt.tau=0.0", "optim.batch_size=4"])
     state = make_state(cfg.model, cfg.dmt, cfg.optim, seed=0)
-    labeled = [to_torch(b, "cpu") for b in iter_split_batches(small_shards, "labeled", 64, 4)]
-    unlabeled = [to_torch(b, "cpu") for b in iter_split_batches(small_shards, "unlabeled", 64, 4)]
+    labeled = [to_torch(b, "cpu") for b in split_batches(small_shards, "labeled", 64, 4)]
+    unlabeled = [to_torch(b, "cpu") for b in split_batches(small_shards, "unlabeled", 64, 4)]
     assert sum(len(b["frame"]) for b in labeled) == 6
     assert "gt" in labeled[0] and "gt" not in unlabeled[0]  # unlabeled truth: monitoring only
     assert unlabeled[0]["true_map"].shape[1:] == (224, 224)
@@ -47,9 +47,11 @@ def test_stage1_then_stage2_on_synth_clips_report_pseudo_label_statistics(small_
 
 
 def test_heatmap_clips_are_the_first_test_ids_and_none_when_disabled(small_shards):
-    from pipeline.train.data import read_clips, test_ids
+    from pipeline.data.reader import read_clips, split_ids
+    from pipeline.engine.heatmaps import heatmap_clips
 
-    ids = test_ids(small_shards, 2)
-    assert ids == sorted(ids) and len(ids) == 2
-    assert [row["id"] for row in read_clips(small_shards, ids)] == ids
-    assert test_ids(small_shards, 0) == [] and read_clips(small_shards, []) == []
+    clips = heatmap_clips(small_shards, 2)
+    ids = [row["id"] for row in clips]
+    assert ids == split_ids(small_shards, "test")[:2] and len(set(ids)) == 2
+    assert all(row["split"] == "test" for row in clips)
+    assert heatmap_clips(small_shards, 0) == [] and read_clips(small_shards, []) == []

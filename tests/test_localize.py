@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     from pipeline.dmt.state import make_state
-    from pipeline.train import checkpoint as ckpt_io
+    from pipeline.engine import checkpoint as ckpt_io
 
     cfg = config_mod.load(REPO / "jobs/configs/smoke.yaml")
     state = make_state(cfg.model, cfg.dmt, cfg.optim, "cpu", seed=cfg.train.seed,

@@ -124,12 +124,15 @@ def test_localization_map_normalised_and_differentiable():
     assert m.shape == (2, 224, 224)
     assert torch.allclose(m.flatten(1).min(1).values, torch.zeros(2), atol=1e-6)
     assert torch.allclose(m.flatten(1).max(1).values, torch.ones(2), atol=1e-5)
-    # the map's argmax is the feature location most similar to the audio (corners align)
-    s = torch.einsum("ndhw,nd->nhw", v, a)
-    i = int(s[0].flatten().argmax())
-    corner = {0: (0, 0), 2: (0, 223), 6: (223, 0), 8: (223, 223)}
-    if i in corner:
-        assert m[0][corner[i]] == pytest.approx(1.0, abs=1e-5)
+    # the map's argmax is the feature location most similar to the audio; with align_corners
+    # the feature grid's corners land on the map's corners
+    with torch.no_grad():
+        for (h, w), corner in (((0, 2), (0, 223)), ((2, 0), (223, 0))):
+            v2 = v.detach().clone()
+            v2[0, :, h, w] = a[0].detach()  # cosine 1: the unique maximum
+            m2 = localization_map(v2, a.detach(), 0.03, size=224)
+            assert m2[0][corner] == pytest.approx(1.0, abs=1e-5)
+            assert int(m2[0].flatten().argmax()) == corner[0] * 224 + corner[1]
     (m[:, :100].sum()).backward()
     assert v.grad.abs().sum() > 0 and a.grad.abs().sum() > 0
     flat = localization_map(torch.zeros(1, 8, 2, 2), unit(torch.ones(1, 8), 1), 0.03, 16)

@@ -275,7 +275,6 @@ def test_cli_flags_override_the_config(clips, tmp_path, capsys):
 # ---------------------------------------------------------------- the synthetic benchmark
 
 def test_synthetic_benchmark(ray_session, tmp_path, request):
-    pytest.importorskip("pipeline.synth")
     synth = request.getfixturevalue("synth_small")
     summary = run_preprocess(synth / "videos", tmp_path / "s", annotations=synth /
                              "annotations.json", fmt="synth", lists=synth,

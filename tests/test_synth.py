@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline import metrics
 from pipeline.config import SynthConfig
+from pipeline.metrics import ciou, gt_map
 from pipeline.synth import generate
 from pipeline.synth.annotations import FLICKR_GRID, vggss_entry
 from pipeline.synth.audio import category_sound
-from pipeline.synth.baselines import baseline_scores, ciou, gt_map
+from pipeline.synth.baselines import baseline_scores
 from pipeline.synth.categories import CATEGORIES
 from pipeline.synth.placement import centre_disc
 from pipeline.synth.scene import sample_scene
@@ -218,6 +220,20 @@ def test_placement_beats_the_centre_prior_and_keeps_the_oracle_ceiling():
         assert s.objects[-1] is sounder  # drawn last: nothing covers it
         assert cfg.area_min - 0.01 <= sounder.w * sounder.h / 224 ** 2 <= cfg.area_max + 0.01
 
+
+def test_layout_baselines_are_the_metric_of_the_trivial_predictors():
+    """The synth summary's baselines are pipeline.metrics applied to its predictors' maps."""
+    cfg = SynthConfig()
+    entries = [vggss_entry(cfg, sample_scene(cfg, i)) for i in range(40)]
+    gts = np.stack([gt_map(e["bbox"]) for e in entries])
+    scores = baseline_scores(entries)
+    expect = {"oracle": np.stack([metrics.oracle_map(g) for g in gts]),
+              "centre": np.broadcast_to(metrics.centre_box_map(), gts.shape),
+              "whole": np.broadcast_to(metrics.whole_image_map(), gts.shape)}
+    for name, maps in expect.items():
+        ref = metrics.evaluate_maps(maps, gts)
+        assert scores[name] == {k: ref[k] for k in ("ciou", "auc", "mean_ciou")}, name
+    assert 0.0 < scores["centre"]["mean_ciou"] < scores["oracle"]["mean_ciou"]
 
 def test_two_sounders_differ_and_do_not_overlap():
     cfg = SynthConfig(two_sounding=1.0, distractors_max=1)

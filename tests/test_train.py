@@ -14,7 +14,7 @@ import torch
 
 from pipeline import config as C
 from pipeline import tracking
-from pipeline.train import checkpoint as ckpt_io
+from pipeline.engine import checkpoint as ckpt_io
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def test_smoke_run_is_tracked_in_mlflow(smoke_base, smoke_outcome):
     data = ckpt_io.load(outcome.checkpoint_path)
     assert data["epoch"] == epochs - 1 and data["state"]["stage"] == 2
     assert data["state"]["step"] == epochs * smoke_base.train.steps_per_epoch
-    from pipeline.train.offline import evaluate_checkpoint
+    from pipeline.engine.offline import evaluate_checkpoint
 
     shards = C.data_paths(smoke_base.data).shards
     result = evaluate_checkpoint(outcome.checkpoint_path, shards)

@@ -16,7 +16,7 @@ import yaml
 from pipeline import config as C
 from pipeline import tracking
 from pipeline.tune import space as S
-from pipeline.tune import sweep
+from pipeline.tune import sweep, trials
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,7 +146,7 @@ def test_a_trial_cut_short_by_ctrl_c_is_unfinished_not_stopped_early():
             self.error, self.path = error, f"/x/t{epochs}"
 
     cfg = C.load(None, ["tune.objective=val/ciou"])
-    rows = sweep._trial_rows([Result(4, True), Result(4, False), Result(2, True),
+    rows = trials.trial_rows([Result(4, True), Result(4, False), Result(2, True),
                               Result(1, False), Result(3, False, error=RuntimeError("boom"))],
                              cfg, max_t=4)
     # a finished trial restored from a saved sweep may have lost its done flag

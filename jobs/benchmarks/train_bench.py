@@ -23,19 +23,20 @@ from pipeline import config as C
 def plain_loop(cfg: C.Config, steps: int) -> dict[str, float]:
     from pipeline.dmt.state import make_state
     from pipeline.dmt.step import dmt_step
-    from pipeline.train.data import to_torch
-    from pipeline.train.offline import iter_split_batches
+    from pipeline.engine.batches import to_torch
+    from pipeline.engine.loop import unlabeled_batch_size
+    from pipeline.engine.offline import split_batches
 
     torch.set_num_threads(cfg.train.threads or max(1, int(cfg.train.cpus_per_worker)))
     shards = C.data_paths(cfg.data).shards
     b_lab = cfg.optim.batch_size
-    b_unl = max(1, round(cfg.optim.batch_size * cfg.optim.unlabeled_ratio))
+    b_unl = unlabeled_batch_size(cfg)
     state = make_state(cfg.model, cfg.dmt, cfg.optim, seed=cfg.train.seed,
                        sample_rate=cfg.data.sample_rate)
 
     def endless(split: str, size: int):
         while True:
-            yield from iter_split_batches(shards, split, cfg.model.image_size, size)
+            yield from split_batches(shards, split, cfg.model.image_size, size)
 
     labeled, unlabeled = endless("labeled", b_lab), endless("unlabeled", b_unl)
     wait = busy = 0.0
@@ -75,10 +76,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="steps per measured epoch")
     args = parser.parse_args()
     cfg = C.resolve_paths(C.load(args.config, args.overrides))
-    from pipeline.train.driver import ensure_dataset, ensure_ray
+    from pipeline.prepare import prepare_dataset
+    from pipeline.ray_env import ensure_ray
 
     ensure_ray()
-    ensure_dataset(cfg)
+    prepare_dataset(cfg)
     plain = plain_loop(cfg, args.steps)
     ray_side = ray_loop(cfg, args.steps)
     print(f"\nconfig {args.config}: batch {cfg.optim.batch_size} labeled + "

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.train import data as train_data
+from pipeline.data import reader
+from pipeline.engine.batches import ToTrainingBatch
 
 
 @dataclass
@@ -46,31 +47,19 @@ class ClipArrays:
         return idx[np.argsort(self.ids[idx], kind="stable")]
 
 
-def _objects(values: list) -> np.ndarray:
-    """A 1-D object array of ``values`` (np.asarray would stack equal-length box lists)."""
-    out = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):
-        out[i] = value
-    return out
-
-
 def load_clips(shards: str | os.PathLike, image_size: int, chunk: int = 64) -> ClipArrays:
-    """Decode every row of ``shards`` (frames squashed to ``image_size``)."""
-    convert = train_data.ToTrainingBatch(image_size, "gt")
-    table = train_data.shard_dataset(shards).to_table()
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("id", "frame", "audio", "gt",
+    """Decode every row of ``shards`` (frames squashed to ``image_size``), in file order."""
+    convert = ToTrainingBatch(image_size, "gt")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("id", "split", "frame", "audio", "gt",
                                                            "has_boxes")}
-    splits = np.asarray(table.column("split").to_pylist()).astype(str)
-    for batch in table.to_batches(max_chunksize=chunk):
-        cols = {name: _objects(batch.column(name).to_pylist())
-                for name in ("id", "frame_jpeg", "audio", "has_boxes", "boxes", "boxes_256",
-                             "box_format")}
-        out = convert(cols)
+    for out in reader.iter_batches(shards, lambda c: {**convert(c), "split": c["split"]},
+                                   batch_size=chunk):
         for key in parts:
-            parts[key].append(out[key])
+            parts[key].append(np.asarray(out[key]))
     if not parts["id"]:
         raise ValueError(f"{shards}: no rows to benchmark on")
-    return ClipArrays(ids=np.concatenate(parts["id"]), is_test=splits == "test",
+    return ClipArrays(ids=np.concatenate(parts["id"]),
+                      is_test=np.concatenate(parts["split"]).astype(str) == "test",
                       frame=np.concatenate(parts["frame"]), audio=np.concatenate(parts["audio"]),
                       map=np.concatenate(parts["gt"]).astype(np.float16),
                       has_boxes=np.concatenate(parts["has_boxes"]))

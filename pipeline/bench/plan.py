@@ -18,27 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline import config as config_mod
-
-# bench method -> overrides of the base config (dotted keys)
-METHOD_OVERRIDES: dict[str, dict[str, object]] = {
-    "ezvsl": {"dmt.method": "ezvsl"},
-    "supervised": {"dmt.method": "supervised"},
-    "supervised_matched": {"dmt.method": "dmt", "train.stage2_epochs": 0,
-                           "dmt.eval_model": "teacher_mean"},
-    "mean_teacher": {"dmt.method": "mean_teacher"},
-    "dmt": {"dmt.method": "dmt"},
-    "supervised_all": {"dmt.method": "supervised"},
-    "dmt_no_nf": {"dmt.method": "dmt", "dmt.noise_filtering": False},
-    "dmt_no_ipl": {"dmt.method": "dmt", "dmt.ipl": False},
-    "dmt_no_ema": {"dmt.method": "dmt", "dmt.ema": False},
-}
-TABLE_METHODS = {
-    "A": ("ezvsl", "supervised", "supervised_matched", "mean_teacher", "dmt", "supervised_all"),
-    "B": ("dmt", "dmt_no_nf", "dmt_no_ipl", "dmt_no_ema"),
-    "C": ("dmt", "supervised"),
-}
-NO_LABELS = ("ezvsl",)  # never reads a box
-ALL_LABELS = ("supervised_all",)
+from pipeline.methods import TABLES, VARIANTS
 
 
 @dataclass(frozen=True)
@@ -55,9 +35,8 @@ class BenchRow:
     @property
     def budget_of(self) -> str | None:
         """Key of the row whose training compute this row matches (compute-matched rows)."""
-        if self.method == "supervised_matched":
-            return BenchRow("dmt", self.fraction, self.seed, ()).key
-        return None
+        matches = VARIANTS[self.method].matches
+        return BenchRow(matches, self.fraction, self.seed, ()).key if matches else None
 
 
 def _wanted(cfg: config_mod.Config) -> list[tuple[str, str, float, int]]:
@@ -68,10 +47,11 @@ def _wanted(cfg: config_mod.Config) -> list[tuple[str, str, float, int]]:
     for table in tables:
         seeds = b.seeds if table == "A" else b.ablation_seeds
         fracs = fractions if table == "C" else [b.fraction]
-        for method in TABLE_METHODS[table]:
+        for method in TABLES[table]:
             for fraction in fracs:
                 for seed in range(seeds):
-                    out.append((table, method, 1.0 if method in ALL_LABELS else fraction, seed))
+                    all_labeled = VARIANTS[method].labels == "all"
+                    out.append((table, method, 1.0 if all_labeled else fraction, seed))
     return out
 
 
@@ -88,26 +68,24 @@ def build_plan(cfg: config_mod.Config) -> list[BenchRow]:
     keys = {r.key for r in rows}
     for row in rows:
         if row.budget_of and row.budget_of not in keys:
+            matches = VARIANTS[row.method].matches
             raise config_mod.ConfigError(
-                f"bench.methods: {row.method} matches the compute of the dmt row "
-                f"{row.budget_of}; include dmt in bench.methods")
+                f"bench.methods: {row.method} matches the compute of the {matches} row "
+                f"{row.budget_of}; include {matches} in bench.methods")
     # Table A first, then what only B or C need: an interrupted run has whole tables
     return sorted(rows, key=lambda r: (min(r.tables), r.seed, r.budget_of is not None,
                                        r.method, r.fraction))
 
 
 def row_config(cfg: config_mod.Config, row: BenchRow) -> config_mod.Config:
-    """The base config with the row's method, seed and (for the compute-matched row) a stage 1
-    long enough for the budget; ezvsl runs all epochs as stage 2, so it gets stage 1's too."""
+    """The base config with the row's method and seed; the compute-matched row gets a stage 1
+    long enough for its budget (its loop stops when the budget is spent)."""
     out = config_mod.from_dict(config_mod.to_dict(cfg))
-    for key, value in METHOD_OVERRIDES[row.method].items():
+    variant = VARIANTS[row.method]
+    for key, value in variant.config_overrides().items():
         config_mod.set_key(out, key, value)
     config_mod.set_key(out, "train.seed", row.seed)
-    if row.method == "ezvsl":
-        out.train.stage2_epochs += out.train.stage1_epochs
-        out.train.stage1_epochs = 0
-    if row.method == "supervised_matched":
+    if variant.matches:
         out.train.stage1_epochs = cfg.bench.matched_max_epochs
     out.name = f"{cfg.name}-{row.method}"
     return out
-

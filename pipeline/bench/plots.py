@@ -8,9 +8,12 @@ from typing import Any
 
 import numpy as np
 
-CURVE_METHODS = ("dmt", "supervised")
-LEVEL_METHODS = ("supervised_all", "ezvsl")
-PSEUDO_METHODS = ("dmt", "dmt_no_nf", "dmt_no_ipl", "dmt_no_ema", "mean_teacher")
+from pipeline.methods import TABLES, VARIANTS
+
+CURVE_METHODS = TABLES["C"]  # against the labeled fraction
+LEVEL_METHODS = tuple(n for n, v in VARIANTS.items() if v.labels != "fraction")  # flat lines
+PSEUDO_METHODS = tuple(n for n, v in VARIANTS.items() if v.method.teachers and v.labels
+                       == "fraction" and not v.matches)  # stage 2 with pseudo-labels
 
 
 def _plt():
@@ -39,8 +42,8 @@ def ciou_vs_fraction(out: Path, agg: dict) -> Path | None:
         for m in LEVEL_METHODS:
             hits = [a for (name, _), a in agg.items() if name == m]
             if hits:
-                ax.axhline(hits[0][metric][0], ls="--", lw=1, color="grey" if m == "ezvsl"
-                           else "black", label=m)
+                colour = "grey" if VARIANTS[m].labels == "none" else "black"
+                ax.axhline(hits[0][metric][0], ls="--", lw=1, color=colour, label=m)
         ax.set_xscale("log")
         ax.set_xlabel("labeled clips, % of the training pool")
         ax.set_title(f"test CIoU, {title}")

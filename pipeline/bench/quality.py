@@ -24,7 +24,7 @@ from pipeline import tracking
 from pipeline.bench import report
 from pipeline.bench.memory import ClipArrays, load_clips
 from pipeline.bench.plan import BenchRow, build_plan, row_config
-from pipeline.train import checkpoint as ckpt_io
+from pipeline.engine import checkpoint as ckpt_io
 
 RESULTS = "results.json"
 SUMMARY_KEYS = ("ciou", "auc", "mean_ciou", "ciou_fixed", "auc_fixed", "mean_ciou_fixed", "mse")
@@ -128,7 +128,8 @@ def run_quality(cfg: config_mod.Config, out_dir: str | Path, *, fresh: bool = Fa
                 say=print) -> BenchOutcome:
     import ray
 
-    from pipeline.train.driver import ensure_dataset, ensure_ray
+    from pipeline.prepare import prepare_dataset
+    from pipeline.ray_env import ensure_ray
 
     cfg = config_mod.resolve_paths(cfg)
     rows = build_plan(cfg)  # config errors before any work
@@ -137,7 +138,7 @@ def run_quality(cfg: config_mod.Config, out_dir: str | Path, *, fresh: bool = Fa
     (out / "config.yaml").write_text(config_mod.dump_yaml(cfg))
     t_start = time.perf_counter()
     ensure_ray()
-    ensure_dataset(cfg, say)
+    prepare_dataset(cfg, say)
     clips = load_clips(config_mod.data_paths(cfg.data).shards, cfg.model.image_size)
     say(f"[bench] {len(clips.ids)} clips in memory ({len(clips.pool)} training pool, "
         f"{len(clips.test)} test) after {time.perf_counter() - t_start:.0f} s")

@@ -11,16 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config as config_mod
-from pipeline.bench.plan import TABLE_METHODS
+from pipeline.methods import REFERENCE, TABLES, TRIVIAL, VARIANTS
 
-TRIVIAL = ("whole_image", "centre_box", "oracle")
-LABELS = {
-    "whole_image": "whole image", "centre_box": "centre box", "oracle": "oracle (ceiling)",
-    "ezvsl": "EZ-VSL (no boxes)", "supervised": "supervised",
-    "supervised_matched": "supervised x2, DMT's compute", "mean_teacher": "mean teacher (1 pair)",
-    "dmt": "**DMT**", "supervised_all": "supervised, all labeled (upper bound)",
-    "dmt_no_nf": "DMT without NF", "dmt_no_ipl": "DMT without IPL", "dmt_no_ema": "DMT without EMA",
-}
+TARGET_POINTS = (10, 20)  # DMT's lead over each baseline, median / fixed rule
+LABELS = {"whole_image": "whole image", "centre_box": "centre box", "oracle": "oracle (ceiling)",
+          **{name: v.label for name, v in VARIANTS.items()}}
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -71,8 +66,8 @@ def table_a(agg: dict, fraction: float) -> str:
     for name in TRIVIAL:
         if (name, None) in agg:
             lines.append(_row_line(name, agg[(name, None)]))
-    for name in TABLE_METHODS["A"]:
-        key = (name, 1.0 if name == "supervised_all" else round(fraction, 6))
+    for name in TABLES["A"]:
+        key = (name, 1.0 if VARIANTS[name].labels == "all" else round(fraction, 6))
         if key in agg:
             lines.append(_row_line(name, agg[key]))
     return "\n".join(lines)
@@ -86,7 +81,7 @@ def paired_change(rows: list[dict[str, Any]], method: str, fraction: float
         return {r["seed"]: r for r in rows if r["method"] == name and not r.get("error")
                 and r["fraction"] is not None and abs(r["fraction"] - fraction) < 1e-9}
 
-    ours, ref = by_seed(method), by_seed("dmt")
+    ours, ref = by_seed(method), by_seed(REFERENCE)
     seeds = sorted(set(ours) & set(ref))
     if not seeds:
         return None
@@ -97,12 +92,12 @@ def paired_change(rows: list[dict[str, Any]], method: str, fraction: float
 
 def table_b(agg: dict, rows: list[dict[str, Any]], fraction: float) -> str:
     lines = [HEADER_B]
-    for name in TABLE_METHODS["B"]:
+    for name in TABLES["B"]:
         a = agg.get((name, round(fraction, 6)))
         if a is None:
             continue
         line = _row_line(name, a).rsplit("|", 2)[0] + "| "  # drop the CPU-s cell
-        change = paired_change(rows, name, fraction) if name != "dmt" else None
+        change = paired_change(rows, name, fraction) if name != REFERENCE else None
         if change is not None:
             d_med, d_fix, n = change
             line += f"{d_med:+.1f} / {d_fix:+.1f} ({n} seed{'s' if n > 1 else ''}) |"
@@ -115,7 +110,7 @@ def table_b(agg: dict, rows: list[dict[str, Any]], fraction: float) -> str:
 def table_c(agg: dict, fractions: list[float]) -> str:
     head = "| method | rule | " + " | ".join(f"{100 * f:g}% labeled" for f in fractions) + " |"
     lines = [head, "| --- | --- |" + " --- |" * len(fractions)]
-    for name in TABLE_METHODS["C"]:
+    for name in TABLES["C"]:
         for rule, metric in (("median", "ciou"), ("fixed 0.5", "ciou_fixed")):
             cells = []
             for f in fractions:
@@ -129,12 +124,12 @@ def target_check(agg: dict, fraction: float, rows: list[dict[str, Any]] | None =
                  ) -> list[str]:
     """The issue's goal, measured: DMT's lead in points, ablation costs, share of the bound."""
     f = round(fraction, 6)
-    dmt = agg.get(("dmt", f))
+    dmt = agg.get((REFERENCE, f))
     if dmt is None:
         return ["DMT was not run."]
     out = []
-    for name, need_med, need_fix in (("supervised", 10, 20), ("supervised_matched", 10, 20),
-                                     ("ezvsl", 10, 20)):
+    need_med, need_fix = TARGET_POINTS
+    for name in (n for n, v in VARIANTS.items() if v.baseline):
         other = agg.get((name, f))
         if other is None:
             continue
@@ -143,7 +138,7 @@ def target_check(agg: dict, fraction: float, rows: list[dict[str, Any]] | None =
         ok = d_med >= need_med and d_fix >= need_fix
         out.append(f"- DMT vs {LABELS[name]}: {d_med:+.1f} points (median rule, goal +{need_med})"
                    f", {d_fix:+.1f} (fixed rule, goal +{need_fix}): {'met' if ok else 'NOT met'}")
-    for name in TABLE_METHODS["B"][1:]:
+    for name in TABLES["B"][1:]:
         change = paired_change(rows or [], name, fraction)
         if change is not None:
             d_med, d_fix, n = -change[0], -change[1], change[2]
@@ -151,7 +146,8 @@ def target_check(agg: dict, fraction: float, rows: list[dict[str, Any]] | None =
             out.append(f"- {LABELS[name]} costs {d_med:+.1f} / {d_fix:+.1f} points "
                        f"(median / fixed, DMT on the same {n} seed{'s' if n > 1 else ''}): "
                        f"{'costs something' if costs else 'costs nothing'}")
-    upper = agg.get(("supervised_all", 1.0))
+    upper = next((agg[(n, 1.0)] for n, v in VARIANTS.items()
+                  if v.labels == "all" and (n, 1.0) in agg), None)
     if upper is not None and min(upper["ciou"][0], upper["ciou_fixed"][0]) > 0:
         r_med = dmt["ciou"][0] / upper["ciou"][0]
         r_fix = dmt["ciou_fixed"][0] / upper["ciou_fixed"][0]

@@ -17,17 +17,19 @@ import torch
 
 from pipeline import config as config_mod
 from pipeline.bench.memory import ClipArrays, endless_batches, labeled_subset, ordered_batches
-from pipeline.bench.plan import ALL_LABELS, NO_LABELS, BenchRow
+from pipeline.bench.plan import BenchRow
 from pipeline.dmt.state import make_state
-from pipeline.train import data as train_data
-from pipeline.train import evaluation
-from pipeline.train.loop import (
+from pipeline.engine import evaluation
+from pipeline.engine.batches import to_torch
+from pipeline.engine.loop import (
     run_epoch,
     seed_everything,
     stage_of,
     total_epochs,
+    unlabeled_batch_size,
     uses_unlabeled,
 )
+from pipeline.methods import VARIANTS
 
 HISTORY_KEYS = ("train/loss_total", "train/loss_sup", "train/loss_pseudo", "train/loss_con",
                 "train/kept", "train/filtered", "train/consensus_iou", "train/pseudo_iou_all",
@@ -41,9 +43,10 @@ def row_indices(clips: ClipArrays, row: BenchRow, data_seed: int
     ezvsl reads no box, so every pool clip feeds it on both streams; supervised_all labels the
     whole pool; every other row gets the nested labeled subset and the rest as unlabeled."""
     pool = clips.pool
-    if row.method in NO_LABELS:
+    labels = VARIANTS[row.method].labels
+    if labels == "none":
         return pool, pool
-    if row.method in ALL_LABELS:
+    if labels == "all":
         return labeled_subset(clips, 1.0, data_seed), np.empty(0, dtype=int)
     labeled = labeled_subset(clips, row.fraction, data_seed)
     return labeled, np.setdiff1d(pool, labeled)
@@ -75,11 +78,11 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
     rng = np.random.default_rng(cfg.train.seed * 7919 + 1)
     lab_idx, unl_idx = row_indices(clips, row, data_seed)
     labeled = endless_batches(clips, lab_idx, cfg.optim.batch_size, "gt", rng)
-    n_unl = max(1, round(cfg.optim.batch_size * cfg.optim.unlabeled_ratio))
+    n_unl = unlabeled_batch_size(cfg)
     unlabeled = None
     if len(unl_idx) and uses_unlabeled(cfg):  # the same rule as the Ray Train loop
         unlabeled = endless_batches(clips, unl_idx, n_unl, "true_map", rng)
-    to_device = lambda b: train_data.to_torch(b, state.device)  # noqa: E731
+    to_device = lambda b: to_torch(b, state.device)  # noqa: E731
     history: list[dict[str, float]] = []
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for epoch in range(total_epochs(cfg)):
@@ -96,6 +99,6 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
         "metrics": evaluation.summarize_scores(scores, "test", headline),
         "history": history, "state": state.state_dict(), "steps": state.step,
         "epochs": len(history), "train_cpu_s": train_cpu, "train_wall_s": train_wall,
-        "labeled": 0 if row.method in NO_LABELS else int(len(lab_idx)),
+        "labeled": 0 if VARIANTS[row.method].labels == "none" else int(len(lab_idx)),
         "reported": headline,
     }

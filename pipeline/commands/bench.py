@@ -5,9 +5,6 @@ DIR/report.md with plots. ``--quick`` is a reduced version (under 20 minutes on 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-CONFIGS = Path(__file__).resolve().parents[2] / "jobs" / "configs"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     q = sub.add_parser("quality", help="DMT against baselines and ablations (Tables A, B, C)")
     q.add_argument("--quick", action="store_true",
                    help="reduced benchmark (jobs/configs/bench_quick.yaml)")
-    q.add_argument("--config", help="benchmark config (default: jobs/configs/bench.yaml, or "
+    q.add_argument("--config", help="benchmark config (default: the shipped bench.yaml, or "
                    "bench_quick.yaml with --quick)")
     q.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="override a dotted key; repeatable")
@@ -27,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline import config as config_mod
 
-    default = CONFIGS / ("bench_quick.yaml" if args.quick else "bench.yaml")
-    cfg = config_mod.load(args.config or default, args.overrides)
+    cfg = config_mod.load(args.config or ("bench_quick" if args.quick else "bench"),
+                          args.overrides)
     from pipeline.bench.quality import run_quality
 
     outcome = run_quality(cfg, args.out, fresh=args.fresh)

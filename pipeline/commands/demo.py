@@ -15,11 +15,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.engine.report import print_outcome
+    from pipeline.prepare import prepare_dataset
     from pipeline.train.driver import fit
-    from pipeline.train.report import print_outcome
 
     cfg = load_config(args)
     t0 = time.perf_counter()
+    prepare_dataset(cfg)
     outcome = fit(cfg)
     print_outcome(outcome)
     print(f"demo wall time: {time.perf_counter() - t0:.0f} s")

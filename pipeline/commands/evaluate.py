@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.train.offline import evaluate_checkpoint
-    from pipeline.train.report import metrics_table
+    from pipeline.engine.offline import evaluate_checkpoint
+    from pipeline.engine.report import metrics_table
 
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.batch_size)
     print(f"{result['method']} checkpoint at epoch {result['epoch']} (step {result['step']}); "

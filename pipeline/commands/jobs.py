@@ -1,6 +1,7 @@
 """List the recent jobs of a Ray cluster (id, status, start time, entry point) and, for finished
-training and tuning jobs, the MLflow run they logged (parsed from the "MLflow run: <id>" line of
-the job's logs) with its link.
+training, tuning and demo jobs, the MLflow run they logged with its link: the job's metadata names
+its MLflow store (``dmt submit`` records it) and its runs carry the job's submission id (tag
+``ray.submission_id``).
 
   dmt jobs                       # $RAY_API_SERVER_ADDRESS, or http://127.0.0.1:8265
   dmt jobs --address http://127.0.0.1:8265 --limit 5
@@ -9,10 +10,12 @@ the job's logs) with its link.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
-from pipeline.commands.submit import DEFAULT_ADDRESS, SubmitError, connect, default_address
+from pipeline.commands.submit import URI_METADATA
+from pipeline.ray_client import DEFAULT_ADDRESS, SubmitError, connect, default_address
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-file", help="file holding the cluster's auth token")
     parser.add_argument("--limit", type=int, default=20, help="newest N jobs (default 20)")
     parser.add_argument("--no-runs", action="store_true",
-                        help="do not read job logs for MLflow runs (faster)")
+                        help="do not look up the jobs' MLflow runs (faster)")
+    parser.add_argument("--tracking-uri", default="",
+                        help="MLflow store of jobs whose metadata names none (default: "
+                             "$MLFLOW_TRACKING_URI)")
 
 
 def _when(ms: int | None) -> str:
@@ -37,23 +43,22 @@ def _duration(start: int | None, end: int | None) -> str:
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
 
 
-def _run_link(client, job, cache: dict) -> str:
-    from pipeline.commands.submit import mlflow_run_of
+def _run_link(job, fallback_uri: str, cache: dict) -> str:
+    """The link of the MLflow run a finished job logged ('' when there is none to find)."""
+    from pipeline import tracking
 
     if str(job.status.value) != "SUCCEEDED" or not job.submission_id:
         return ""
-    if not any(f"jobs/{name}.py" in (job.entrypoint or "") for name in ("train", "tune", "demo")):
+    if (job.metadata or {}).get("dmt_job") not in ("train", "tune", "demo", None):
+        return ""
+    uri = (job.metadata or {}).get(URI_METADATA) or fallback_uri
+    if not uri:
         return ""
     try:
-        found = mlflow_run_of(client.get_job_logs(job.submission_id), job.runtime_env)
-    except Exception:  # noqa: BLE001 - logs may be gone (node removed); the listing goes on
-        return ""
-    if found is None:
-        return ""
-    run_id, uri = found
-    from pipeline import tracking
-
-    return tracking.run_link(uri, run_id, cache) if uri else f"MLflow run {run_id}"
+        runs = tracking.runs_of_submission(uri, job.submission_id)
+    except Exception as exc:  # noqa: BLE001 - a store not readable from here: say so, go on
+        return f"MLflow store {uri} not readable from here ({type(exc).__name__})"
+    return tracking.run_link(uri, runs[0].info.run_id, cache) if runs else ""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{ident:30s} {str(job.status.value):10s} {_when(job.start_time):19s} "
               f"{_duration(job.start_time, job.end_time):>6s}  {entry}")
         if not args.no_runs:
-            link = _run_link(client, job, cache)
+            link = _run_link(job, args.tracking_uri or os.environ.get(
+                "MLFLOW_TRACKING_URI", ""), cache)
             if link:
                 print(f"{'':30s} -> {link}")
     return 0

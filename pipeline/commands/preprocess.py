@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -83,13 +82,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     if args.engine == "ray":
-        import ray
+        from pipeline.ray_env import ensure_ray
 
-        if not ray.is_initialized():
-            if os.environ.get("RAY_ADDRESS"):
-                ray.init()
-            else:
-                ray.init(num_cpus=args.num_cpus)
+        ensure_ray(num_cpus=args.num_cpus)
 
     print(f"preprocess: {paths.videos} -> {paths.shards} (format {cfg.data.format}, "
           f"annotations {annotations or '-'}, lists {lists or '-'}, engine {args.engine})",

@@ -1,7 +1,7 @@
 """Train DMT (stage 1 warm-up + stage 2) on Ray Train workers, tracked in MLflow.
 
-When the config's data folder has no shards yet (the shipped synthetic configs), the benchmark is
-synthesised and preprocessed first.
+The config's dataset is prepared first (``pipeline.prepare``): when its shards folder is missing,
+a synthetic config's benchmark is synthesised and preprocessed.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.train.driver import fit
-    from pipeline.train.report import print_outcome
+    from pipeline.engine.report import print_outcome
+    from pipeline.prepare import prepare_dataset
+    from pipeline.train.driver import fit, resumed_config
 
     cfg = load_config(args)  # validated before Ray or MLflow start
+    prepare_dataset(resumed_config(args.resume, cfg) if args.resume else cfg)
     outcome = fit(cfg, resume=args.resume)
     print_outcome(outcome)
     return 0

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline import config as config_mod
-    from pipeline.train.report import metrics_table
+    from pipeline.engine.report import metrics_table
     from pipeline.tune.space import load_space
     from pipeline.tune.sweep import SweepInterrupted, run_sweep
 

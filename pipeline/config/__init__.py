@@ -8,14 +8,19 @@ Ray or MLflow work starts, and every error names the key and what it accepts.
 from __future__ import annotations
 
 import dataclasses
-import os
 import typing
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pipeline.config.files import CONFIG_DIR, find_config, load  # noqa: F401 (re-exported)
+from pipeline.config.paths import (  # noqa: F401 (re-exported)
+    PATH_KEYS,
+    DataPaths,
+    data_paths,
+    resolve_paths,
+    storage_dir,
+)
 from pipeline.config.schema import (  # noqa: F401  (re-exported: the package's API)
     AUDIO_BACKBONES,
     BENCH_METHODS,
@@ -187,22 +192,6 @@ def from_dict(data: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config
     return cfg
 
 
-def load(path: str | os.PathLike | None = None,
-         overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load a YAML config (defaults when ``path`` is None), then apply ``key=value`` overrides."""
-    data: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-        data.setdefault("name", p.stem)
-    return from_dict(data, overrides)
-
-
 def from_flat(flat: dict[str, Any]) -> Config:
     """Inverse of :func:`flatten` (used by Tune trials)."""
     cfg = Config()
@@ -230,52 +219,3 @@ def describe_keys() -> list[tuple[str, Any, str]]:
 
     walk(Config(), "")
     return rows
-
-
-@dataclass(frozen=True)
-class DataPaths:
-    """Absolute paths derived from ``DataConfig`` (workers change directory: resolve early)."""
-
-    root: Path
-    synth: Path
-    videos: Path
-    annotations: Path
-    lists: Path
-    shards: Path
-
-
-PATH_KEYS = ("data.root", "data.videos", "data.annotations", "data.lists", "data.shards",
-             "data.val_list", "model.visual_weights", "train.storage")
-
-
-def resolve_paths(cfg: Config, base: str | os.PathLike | None = None) -> Config:
-    """A copy of ``cfg`` whose relative paths are absolute against ``base`` (default: the
-    current directory). Done on the driver: Tune trials and Train workers change directory."""
-    out = from_dict(to_dict(cfg))
-    base_dir = Path(base or os.getcwd())
-    for key in PATH_KEYS:
-        section, name = key.split(".")
-        value = getattr(getattr(out, section), name)
-        if value and not Path(value).is_absolute():
-            setattr(getattr(out, section), name, str((base_dir / value).resolve()))
-    if not out.train.storage:
-        out.train.storage = str((base_dir / "ray_results").resolve())
-    return out
-
-
-def data_paths(data: DataConfig, base: str | os.PathLike | None = None) -> DataPaths:
-    base_dir = Path(base or os.getcwd())
-    root = (base_dir / data.root).resolve()
-    synth = root / "synth"
-
-    def pick(value: str, default: Path) -> Path:
-        return (base_dir / value).resolve() if value else default
-
-    return DataPaths(
-        root=root,
-        synth=synth,
-        videos=pick(data.videos, synth / "videos"),
-        annotations=pick(data.annotations, synth / "annotations.json"),
-        lists=pick(data.lists, synth),
-        shards=pick(data.shards, root / "shards"),
-    )

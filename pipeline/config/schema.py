@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline import methods as _methods
+
 
 class ConfigError(ValueError):
     """A config value, key or file that cannot be used; the message names the key."""
@@ -21,8 +23,8 @@ def _f(default: Any, *, lo: float | None = None, hi: float | None = None,
 
 AUDIO_BACKBONES = ("small", "resnet18", "vggish", "soundnet")
 VISUAL_BACKBONES = ("small", "resnet18")
-METHODS = ("dmt", "supervised", "ezvsl", "mean_teacher")
-EVAL_MODELS = ("teacher_mean", "teacher_a", "teacher_b", "student_a", "student_b")
+METHODS = tuple(_methods.METHODS)
+EVAL_MODELS = _methods.ROLES
 
 
 @dataclass
@@ -89,7 +91,7 @@ class ModelConfig:
 class DMTConfig:
     """The method and its open values (delta, tau, alpha, loss weights, augmentations)."""
 
-    method: str = _f("dmt", choices=METHODS)
+    method: str = _f(_methods.DMT.name, choices=METHODS)
     delta: float = _f(0.5, lo=0.0, hi=1.0, help="binarisation threshold of teacher maps")
     tau: float = _f(0.5, lo=0.0, hi=1.0, help="consensus IoU needed to keep a sample")
     ema_decay: float = _f(0.99, lo=0.0, hi=1.0, help="teacher EMA decay alpha")
@@ -157,9 +159,8 @@ class TuneConfig:
     seed: int = _f(0, lo=0, help="seed of the search")
 
 
-BENCH_TABLES = ("A", "B", "C")
-BENCH_METHODS = ("ezvsl", "supervised", "supervised_matched", "mean_teacher", "dmt",
-                 "supervised_all", "dmt_no_nf", "dmt_no_ipl", "dmt_no_ema")
+BENCH_TABLES = tuple(_methods.TABLES)
+BENCH_METHODS = tuple(_methods.VARIANTS)
 
 
 @dataclass

@@ -3,8 +3,9 @@
 Writing: :func:`run_preprocess` (Ray Data or a local loop; resumable; failures quarantined).
 Per clip, without Ray: :func:`decode_clip` / :func:`make_row` / :class:`ClipDecoder`.
 Formats: :mod:`pipeline.data.formats` (VGG-SS JSON, Flickr XML, id lists).
-Reading: :func:`shard_files`, :func:`read_shards`, :func:`iter_rows`, :func:`ray_dataset`,
-:func:`row_to_example`. The schema and its version: :mod:`pipeline.data.schema`.
+Reading (:mod:`pipeline.data.reader`, the one reading API): :func:`shard_files`,
+:func:`read_shards`, :func:`iter_batches`, :func:`ray_dataset`, :func:`row_to_example`.
+The schema and its version: :mod:`pipeline.data.schema`.
 """
 
 from pipeline.data.decode import ClipDecoder, ClipError, DecodeOptions, decode_clip, make_row
@@ -20,7 +21,7 @@ from pipeline.data.formats import (
 from pipeline.data.inputs import InputError, list_inputs
 from pipeline.data.preprocess import PreprocessError, build_plan, run_preprocess, write_shard
 from pipeline.data.reader import (
-    iter_rows,
+    iter_batches,
     load_quarantine,
     load_summary,
     ray_dataset,
@@ -33,7 +34,7 @@ from pipeline.data.schema import SCHEMA, SCHEMA_VERSION, SchemaVersionError, che
 __all__ = [
     "SCHEMA", "SCHEMA_VERSION", "AnnotationError", "ClipDecoder", "ClipError", "DecodeOptions",
     "InputError", "PreprocessError", "SchemaVersionError", "build_plan", "check_schema",
-    "decode_clip", "iter_rows", "list_inputs", "load_annotations", "load_flickr_dir",
+    "decode_clip", "iter_batches", "list_inputs", "load_annotations", "load_flickr_dir",
     "load_id_list", "load_quarantine", "load_split_lists", "load_summary", "load_vggss_json",
     "make_row", "parse_flickr_xml", "ray_dataset", "read_shards", "row_to_example",
     "run_preprocess", "shard_files", "write_shard",

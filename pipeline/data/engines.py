@@ -50,19 +50,14 @@ def ShardSink(folder: str | Path, rows_per_file: int, block_rows: int = 1):  # n
     return _shard_sink_class()(str(folder), rows_per_file, block_rows)
 
 
-def _ensure_ray() -> None:
-    import ray
-
-    if not ray.is_initialized():
-        ray.init()  # honours RAY_ADDRESS; a new local instance sizes itself to the machine
-
-
-def _run_ray(pending: list[dict[str, Any]], folder: Path, opts: DecodeOptions, *,
+def run_ray(pending: list[dict[str, Any]], folder: Path, opts: DecodeOptions, *,
              batch_size: int, concurrency: int, rows_per_file: int, num_cpus: float,
              progress: bool) -> None:
     import ray
 
-    _ensure_ray()
+    from pipeline.ray_env import ensure_ray
+
+    ensure_ray()
     ctx = ray.data.DataContext.get_current()
     old_bars = ctx.enable_progress_bars
     ctx.enable_progress_bars = progress
@@ -78,7 +73,7 @@ def _run_ray(pending: list[dict[str, Any]], folder: Path, opts: DecodeOptions, *
         ctx.enable_progress_bars = old_bars
 
 
-def _run_local(pending: list[dict[str, Any]], folder: Path, opts: DecodeOptions, *,
+def run_local(pending: list[dict[str, Any]], folder: Path, opts: DecodeOptions, *,
                batch_size: int, rows_per_file: int) -> None:
     """The same decode + shard writing in this process (tests, debugging, the benchmark)."""
     decoder = ClipDecoder(opts)

@@ -68,7 +68,7 @@ def build_plan(videos: str | Path, *, annotations: str | Path | None = None,
         stats=stats)
 
 
-def _key(clip_id: str, path: str) -> str:
+def clip_key(clip_id: str, path: str) -> str:
     return f"{clip_id}\t{path}"
 
 

@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.data.decode import DecodeOptions
-from pipeline.data.engines import ShardSink, _run_local, _run_ray
-from pipeline.data.plan import Plan, _key, build_plan, fingerprint
+from pipeline.data.engines import ShardSink, run_local, run_ray
+from pipeline.data.plan import Plan, build_plan, clip_key, fingerprint
 from pipeline.data.resume import (
     FRAGMENT_GLOB,
     PART_GLOB,
@@ -52,13 +52,13 @@ from pipeline.data.resume import (
     STATE,
     SUMMARY,
     PreprocessError,
-    _install,
-    _open_partial,
-    _scan,
-    _up_to_date,
+    install,
+    open_partial,
+    scan_folder,
+    up_to_date,
 )
-from pipeline.data.summary import _finalize, _run_meta
-from pipeline.data.writer import _atomic_write_bytes, write_shard
+from pipeline.data.summary import finalize, run_meta
+from pipeline.data.writer import atomic_write_bytes, write_shard
 
 ENGINES = ("ray", "local")
 
@@ -92,8 +92,6 @@ def run_preprocess(videos: str | Path, out: str | Path, *,
 
         data = DataConfig()
     opts = opts or DecodeOptions.from_config(data)
-    batch_size = int(getattr(data, "decode_batch_size", 16))
-    concurrency = int(getattr(data, "decode_concurrency", 2))
     rows_per_file = int(getattr(data, "rows_per_file", 1000))
     out = Path(out).resolve()
     tmp = out.with_name(f".{out.name}.partial")
@@ -103,33 +101,41 @@ def run_preprocess(videos: str | Path, out: str | Path, *,
     fp = fingerprint(plan, opts, rows_per_file)
     t_plan = time.perf_counter() - t0
 
-    up_to_date = _up_to_date(out, fp, force)
-    if up_to_date is not None:
-        return up_to_date
-    finished = _open_partial(tmp, out, fp, force)
+    current = up_to_date(out, fp, force)
+    if current is not None:
+        return current
+    finished = open_partial(tmp, out, fp, force)
     if finished is not None:
         return finished
 
-    done, quarantined, notes = _scan(tmp, repair=True)
-    done_keys = set(done) | {_key(r["id"], r["path"]) for r in quarantined}
-    pending = [it for it in plan.items if _key(it["id"], it["path"]) not in done_keys]
+    done, quarantined, notes = scan_folder(tmp, repair=True)
+    done_keys = set(done) | {clip_key(r["id"], r["path"]) for r in quarantined}
+    pending = [it for it in plan.items if clip_key(it["id"], it["path"]) not in done_keys]
     t1 = time.perf_counter()
     if pending:
-        if engine == "ray":
-            _run_ray(pending, tmp, opts, batch_size=batch_size, concurrency=concurrency,
-                     rows_per_file=rows_per_file, num_cpus=num_cpus_per_task,
-                     progress=progress)
-        else:
-            _run_local(pending, tmp, opts, batch_size=batch_size, rows_per_file=rows_per_file)
+        _decode(engine, pending, tmp, opts, data, num_cpus_per_task, progress)
     t_decode = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    meta = _run_meta(engine, done_keys, pending, notes, opts=opts, data=data, config=config,
-                     videos=videos, t_plan=t_plan, t_decode=t_decode)
-    summary = _finalize(tmp, plan, fp, meta)
+    meta = run_meta(engine, done_keys, pending, notes, opts=opts, data=data, config=config,
+                    videos=videos, t_plan=t_plan, t_decode=t_decode)
+    summary = finalize(tmp, plan, fp, meta)
     summary["timings"]["finalize_s"] = round(time.perf_counter() - t2, 3)
     summary["timings"]["total_s"] = round(time.perf_counter() - t0, 3)
-    _atomic_write_bytes(tmp / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode())
-    _install(tmp, out)
+    atomic_write_bytes(tmp / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode())
+    install(tmp, out)
     summary["up_to_date"] = False
     return summary
+
+
+def _decode(engine: str, pending: list[dict[str, Any]], folder: Path, opts: DecodeOptions,
+            data: Any, num_cpus: float, progress: bool) -> None:
+    """Decode and write the pending clips into ``folder`` with the chosen engine."""
+    batch_size = int(getattr(data, "decode_batch_size", 16))
+    rows_per_file = int(getattr(data, "rows_per_file", 1000))
+    if engine == "ray":
+        run_ray(pending, folder, opts, batch_size=batch_size,
+                concurrency=int(getattr(data, "decode_concurrency", 2)),
+                rows_per_file=rows_per_file, num_cpus=num_cpus, progress=progress)
+    else:
+        run_local(pending, folder, opts, batch_size=batch_size, rows_per_file=rows_per_file)

@@ -1,32 +1,37 @@
-"""Reading preprocessed shards (what the training and evaluation loaders use).
+"""Reading preprocessed shards: the one reading API of the package (Ray-free except
+:func:`ray_dataset`). Every reader goes through :func:`shard_files`, which checks the schema.
 
-    from pipeline.data import shard_files, read_shards, row_to_example, ray_dataset
-    files = shard_files("data/demo/shards")              # checks the schema version
-    table = read_shards("data/demo/shards", split="test")  # pyarrow Table (small sets)
-    ex = row_to_example(table.slice(0, 1).to_pylist()[0])
-    ex["frame"]     # uint8 HxWx3 RGB
-    ex["waveform"]  # float32 [audio_samples] in [-1, 1]
-    ds = ray_dataset("data/demo/shards", columns=[...])  # ray.data.Dataset for Train
+    from pipeline.data import reader
+    files = reader.shard_files("data/demo/shards")        # sorted, schema version checked
+    reader.split_counts("data/demo/shards")               # {"labeled": 32, ...}
+    table = reader.read_shards("data/demo/shards", split="test")   # pyarrow Table
+    ex = reader.row_to_example(table.slice(0, 1).to_pylist()[0])   # frame, waveform, boxes
+    for batch in reader.iter_batches(shards, convert, split="test", batch_size=32): ...
+    ds = reader.ray_dataset(shards, columns=[...])        # ray.data.Dataset (training streams)
 
-``row_to_example`` accepts a row from ``Table.to_pylist()``, ``ParquetFile.iter_batches``, or
-Ray Data (``iter_rows`` / ``iter_batches(batch_format="numpy")`` rows), so one function serves
-every loader.
+Training, evaluation, ``dmt localize``'s heatmap clips and the benchmark all read through these
+functions; the conversion of rows into model batches is ``pipeline.engine.batches``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pipeline.data import schema
 from pipeline.data.codecs import decode_jpeg, decode_pcm16
+
+SPLITS = ("labeled", "unlabeled", "test")
+BATCH_COLUMNS = ["id", "split", "frame_jpeg", "audio", "boxes", "boxes_256", "box_format",
+                 "has_boxes"]  # what a training or evaluation batch is built from
 
 
 def load_summary(path: str | Path) -> dict[str, Any]:
@@ -43,6 +48,12 @@ def load_quarantine(path: str | Path) -> list[dict[str, Any]]:
     if not p.is_file():
         return []
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def is_shards_folder(path: str | Path) -> bool:
+    """A finished ``dmt preprocess`` output: summary.json and at least one shard."""
+    p = Path(path)
+    return p.is_dir() and (p / "summary.json").is_file() and any(p.glob("part-*.parquet"))
 
 
 def shard_files(path: str | Path, *, check: bool = True) -> list[Path]:
@@ -65,48 +76,111 @@ def shard_files(path: str | Path, *, check: bool = True) -> list[Path]:
     return files
 
 
+def shard_dataset(path: str | Path) -> pads.Dataset:
+    """A pyarrow dataset over the checked shard files (nothing else in the folder)."""
+    files = [str(p) for p in shard_files(path)]
+    if not files:
+        raise FileNotFoundError(f"{path}: no Parquet shards (run `dmt preprocess` first)")
+    return pads.dataset(files, format="parquet")
+
+
+def split_counts(path: str | Path) -> dict[str, int]:
+    """Rows per split, from one small column (no frames read)."""
+    column = shard_dataset(path).to_table(columns=["split"]).column("split")
+    values, counts = np.unique(column.to_numpy(zero_copy_only=False), return_counts=True)
+    found = dict(zip(values, counts, strict=True))
+    return {s: int(found.get(s, 0)) for s in SPLITS}
+
+
+def split_ids(path: str | Path, split: str) -> list[str]:
+    """The sorted ids of one split."""
+    table = shard_dataset(path).to_table(columns=["id"], filter=pads.field("split") == split)
+    return sorted(table.column("id").to_pylist())
+
+
+def carve_validation(ids: list[str], fraction: float, seed: int) -> list[str]:
+    """A seeded, order-independent choice of ``fraction`` of ``ids`` (at least one when
+    fraction > 0, and always leaving one for training)."""
+    if fraction <= 0 or len(ids) < 2:
+        return []
+    n = min(len(ids) - 1, max(1, round(len(ids) * fraction)))
+    order = np.random.default_rng(seed).permutation(len(ids))
+    pool = sorted(ids)
+    return sorted(pool[i] for i in order[:n])
+
+
+def read_clips(path: str | Path, ids: list[str]) -> list[dict[str, Any]]:
+    """A few rows by id as plain dicts, in the order of ``ids`` (heatmap clips)."""
+    if not ids:
+        return []
+    table = shard_dataset(path).to_table(filter=pads.field("id").isin(ids))
+    rows = {r["id"]: r for r in table.to_pylist()}
+    return [rows[i] for i in ids if i in rows]
+
+
+def split_filter(split: str | None, val_ids: list[str] | None = None):
+    """The pyarrow filter of a split; ``val`` is ``val_ids`` among the labeled rows, and
+    ``labeled`` excludes them when given."""
+    if split is None:
+        return None
+    if split == "val":
+        return (pads.field("split") == "labeled") & pads.field("id").isin(list(val_ids or []))
+    expr = pads.field("split") == split
+    if split == "labeled" and val_ids:
+        expr = expr & ~pads.field("id").isin(list(val_ids))
+    return expr
+
+
+def iter_batches(path: str | Path, convert: Callable[[dict[str, np.ndarray]], dict], *,
+                 split: str | None = None, batch_size: int = 32,
+                 val_ids: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """``convert`` applied to numpy column batches of exactly ``batch_size`` rows (the last may
+    be smaller), in file order, memory bounded by one batch. Columns: :data:`BATCH_COLUMNS`."""
+    scanner = shard_dataset(path).scanner(columns=BATCH_COLUMNS, batch_size=batch_size,
+                                          filter=split_filter(split, val_ids))
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for record_batch in scanner.to_batches():
+        pending.append(record_batch)
+        rows += record_batch.num_rows
+        while rows >= batch_size:
+            table = pa.Table.from_batches(pending)
+            yield convert(_columns(table.slice(0, batch_size)))
+            rest = table.slice(batch_size)
+            pending, rows = rest.to_batches(), rest.num_rows
+    if rows:
+        yield convert(_columns(pa.Table.from_batches(pending)))
+
+
+def _columns(table: pa.Table) -> dict[str, np.ndarray]:
+    out = {}
+    for name in table.column_names:
+        values = table.column(name).to_pylist()
+        arr = np.empty(len(values), dtype=object)  # np.asarray would stack equal-length lists
+        arr[:] = values
+        out[name] = arr
+    return out
+
+
 def read_shards(path: str | Path, *, columns: list[str] | None = None,
                 split: str | None = None) -> pa.Table:
     """All rows of the shards as one pyarrow Table (optionally some columns / one split).
 
-    Loads everything into memory: fine for the synthetic benchmark, test sets and column
-    subsets; for large training sets use :func:`iter_rows` or :func:`ray_dataset`.
+    Loads everything into memory: fine for test sets and column subsets; for training sets use
+    :func:`iter_batches` or :func:`ray_dataset`.
     """
-    files = shard_files(path)
-    cols = None
-    if columns is not None:
-        cols = list(dict.fromkeys(list(columns) + (["split"] if split else [])))
-    tables = [pq.read_table(f, columns=cols) for f in files]
-    if not tables:
-        names = cols or schema.COLUMNS
+    if not shard_files(path):
+        names = columns or schema.COLUMNS
         return pa.schema([schema.SCHEMA.field(n) for n in names],
                          metadata=schema.SCHEMA.metadata).empty_table()
-    table = pa.concat_tables(tables)
-    if split is not None:
-        import pyarrow.compute as pc
-
-        table = table.filter(pc.equal(table["split"], split))
-        if columns is not None and "split" not in columns:
-            table = table.drop_columns(["split"])
-    return table
-
-
-def iter_rows(path: str | Path, *, columns: list[str] | None = None,
-              split: str | None = None, batch_size: int = 64) -> Iterator[dict[str, Any]]:
-    """Stream rows (dicts) shard by shard with bounded memory."""
-    for f in shard_files(path):
-        pf = pq.ParquetFile(f)
-        for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
-            for row in batch.to_pylist():
-                if split is None or row.get("split") == split:
-                    yield row
+    return shard_dataset(path).to_table(columns=columns, filter=split_filter(split))
 
 
 def ray_dataset(path: str | Path, *, columns: list[str] | None = None, **read_kwargs: Any):
     """``ray.data.read_parquet`` over the checked shard files (one footer reader on small
     machines unless ``RAY_DATA_PARQUET_FOOTER_NUM_ACTORS`` is set)."""
     os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
-    import ray
+    import ray.data
 
     files = [str(f) for f in shard_files(path)]
     if not files:
@@ -130,15 +204,14 @@ def _bytes(value: Any) -> bytes | None:
 
 
 def row_to_example(row: dict[str, Any]) -> dict[str, Any]:
-    """One shard row -> arrays ready for a model.
+    """One shard row -> arrays at their stored size (for users and tests; training batches
+    are ``pipeline.engine.batches.ToTrainingBatch``).
 
     Returns ``id``, ``split``, ``frame`` (uint8 HxWx3 RGB), ``waveform`` (float32, in [-1, 1]),
     ``sample_rate``, ``boxes`` (float32 [k, 4] normalised xmin, ymin, xmax, ymax),
     ``boxes_256`` (int32 [k, 4], Flickr only), ``box_format``, ``has_boxes``, ``category``,
     and ``spectrogram`` (float32 [bins, frames] or None).
     """
-    frame = decode_jpeg(_bytes(row["frame_jpeg"]))
-    wave = decode_pcm16(_bytes(row["audio"]))
     spec = None
     spec_bytes = _bytes(row.get("spectrogram"))
     if spec_bytes:
@@ -146,15 +219,11 @@ def row_to_example(row: dict[str, Any]) -> dict[str, Any]:
             int(row["spec_bins"]), int(row["spec_frames"]))
     boxes = _boxes(row.get("boxes"), np.float32)
     return {
-        "id": str(row["id"]),
-        "split": str(row.get("split") or ""),
-        "frame": frame,
-        "waveform": wave,
-        "sample_rate": int(row["sample_rate"]),
-        "boxes": boxes,
+        "id": str(row["id"]), "split": str(row.get("split") or ""),
+        "frame": decode_jpeg(_bytes(row["frame_jpeg"])),
+        "waveform": decode_pcm16(_bytes(row["audio"])),
+        "sample_rate": int(row["sample_rate"]), "boxes": boxes,
         "boxes_256": _boxes(row.get("boxes_256"), np.int32),
-        "box_format": str(row.get("box_format") or ""),
-        "has_boxes": bool(len(boxes)),
-        "category": str(row.get("category") or ""),
-        "spectrogram": spec,
+        "box_format": str(row.get("box_format") or ""), "has_boxes": bool(len(boxes)),
+        "category": str(row.get("category") or ""), "spectrogram": spec,
     }

@@ -15,8 +15,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from pipeline.data import schema
-from pipeline.data.plan import _key
-from pipeline.data.writer import _atomic_write_bytes
+from pipeline.data.plan import clip_key
+from pipeline.data.writer import atomic_write_bytes
 
 SUMMARY = "summary.json"
 QUARANTINE = "quarantine.jsonl"
@@ -31,7 +31,7 @@ class PreprocessError(RuntimeError):
 
 # ---------------------------------------------------------------- resume
 
-def _scan(folder: Path, *, repair: bool) -> tuple[dict[str, dict], list[dict], list[str]]:
+def scan_folder(folder: Path, *, repair: bool) -> tuple[dict[str, dict], list[dict], list[str]]:
     """Keys already done in ``folder``: ``({key: shard info}, quarantine records, notes)``.
     With ``repair``, leftovers of an interrupted write (temp files, unreadable shards or
     fragments) are deleted so their clips are decoded again."""
@@ -54,7 +54,7 @@ def _scan(folder: Path, *, repair: bool) -> tuple[dict[str, dict], list[dict], l
             notes.append(f"removed unreadable shard {f.name}")
             continue
         for i, p, s, fd, ad in zip(*(t[c].to_pylist() for c in t.column_names), strict=True):
-            k = _key(i, p)
+            k = clip_key(i, p)
             if k in done:
                 raise PreprocessError(f"clip {i!r} ({p}) is in two shards: "
                                       f"{done[k]['file']} and {f.name}")
@@ -90,7 +90,7 @@ def _is_output_folder(path: Path) -> bool:
     return all(n.startswith(("part-", "quarantine")) for n in names)
 
 
-def _install(tmp: Path, out: Path) -> None:
+def install(tmp: Path, out: Path) -> None:
     if out.exists():
         if not _is_output_folder(out):
             raise PreprocessError(
@@ -104,7 +104,7 @@ def _install(tmp: Path, out: Path) -> None:
         os.rename(tmp, out)
 
 
-def _up_to_date(out: Path, fp: str, force: bool) -> dict[str, Any] | None:
+def up_to_date(out: Path, fp: str, force: bool) -> dict[str, Any] | None:
     """The summary of ``out`` if it already holds a complete result of fingerprint ``fp``
     (and not ``force``), else None. Leftovers of an earlier swap are removed first."""
     for stale in out.parent.glob(f".{out.name}.old-*"):
@@ -121,7 +121,7 @@ def _up_to_date(out: Path, fp: str, force: bool) -> dict[str, Any] | None:
     return None
 
 
-def _open_partial(tmp: Path, out: Path, fp: str, force: bool) -> dict[str, Any] | None:
+def open_partial(tmp: Path, out: Path, fp: str, force: bool) -> dict[str, Any] | None:
     """Make ``tmp`` the work folder of a run with fingerprint ``fp``: one of another fingerprint
     (or any, with ``force``) is started over. One already complete is swapped into ``out`` and
     its summary returned; otherwise None."""
@@ -139,9 +139,9 @@ def _open_partial(tmp: Path, out: Path, fp: str, force: bool) -> dict[str, Any] 
         elif state.get("complete"):  # finished but not yet swapped in
             for frag in tmp.glob(FRAGMENT_GLOB):
                 frag.unlink()
-            _install(tmp, out)
+            install(tmp, out)
             state["up_to_date"] = True
             return state
     tmp.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(tmp / STATE, json.dumps({"fingerprint": fp}).encode())
+    atomic_write_bytes(tmp / STATE, json.dumps({"fingerprint": fp}).encode())
     return None

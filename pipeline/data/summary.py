@@ -16,7 +16,7 @@ from typing import Any
 from pipeline.data import schema
 from pipeline.data.decode import DecodeOptions
 from pipeline.data.media import PYAV
-from pipeline.data.plan import Plan, _key
+from pipeline.data.plan import Plan, clip_key
 from pipeline.data.resume import (
     FRAGMENT_GLOB,
     PART_GLOB,
@@ -24,9 +24,9 @@ from pipeline.data.resume import (
     STATE,
     SUMMARY,
     PreprocessError,
-    _scan,
+    scan_folder,
 )
-from pipeline.data.writer import _atomic_write_bytes
+from pipeline.data.writer import atomic_write_bytes
 
 
 def _category(reason: str) -> str:
@@ -50,8 +50,8 @@ def _versions() -> dict[str, str]:
 def _check_against_plan(plan: Plan, done: dict[str, dict], quarantined: list[dict]) -> None:
     """Every planned input exactly once, in a shard or in the quarantine; no id twice in the
     shards."""
-    planned = Counter(_key(it["id"], it["path"]) for it in plan.items)
-    q_keys = Counter(_key(r["id"], r["path"]) for r in quarantined)
+    planned = Counter(clip_key(it["id"], it["path"]) for it in plan.items)
+    q_keys = Counter(clip_key(r["id"], r["path"]) for r in quarantined)
     got = Counter(done.keys()) + q_keys
     lost = planned - got
     extra = got - planned
@@ -95,12 +95,12 @@ def decoder_fallbacks(done: dict[str, dict]) -> dict[str, Any]:
     return out
 
 
-def _finalize(tmp: Path, plan: Plan, fp: str, meta: dict[str, Any]) -> dict[str, Any]:
-    done, quarantined, notes = _scan(tmp, repair=False)
+def finalize(tmp: Path, plan: Plan, fp: str, meta: dict[str, Any]) -> dict[str, Any]:
+    done, quarantined, notes = scan_folder(tmp, repair=False)
     _check_against_plan(plan, done, quarantined)
 
     quarantined.sort(key=lambda r: (r["id"], r["path"]))
-    _atomic_write_bytes(tmp / QUARANTINE, "".join(
+    atomic_write_bytes(tmp / QUARANTINE, "".join(
         json.dumps({k: r.get(k, "") for k in schema.QUARANTINE_FIELDS}) + "\n"
         for r in quarantined).encode())
 
@@ -136,7 +136,7 @@ def _finalize(tmp: Path, plan: Plan, fp: str, meta: dict[str, Any]) -> dict[str,
         **meta,
     }
     assert summary["inputs"] == summary["rows"] + summary["quarantined"]
-    _atomic_write_bytes(tmp / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode())
+    atomic_write_bytes(tmp / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode())
     for frag in tmp.glob(FRAGMENT_GLOB):
         frag.unlink()
     (tmp / STATE).unlink(missing_ok=True)
@@ -149,7 +149,7 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _run_meta(engine: str, done_keys: set[str], pending: list[dict[str, Any]],
+def run_meta(engine: str, done_keys: set[str], pending: list[dict[str, Any]],
               notes: list[str], *, opts: DecodeOptions, data: Any, config: dict | None,
               videos: str | Path, t_plan: float, t_decode: float) -> dict[str, Any]:
     """What a run records in its summary beside the counts: engine, resume work, options,

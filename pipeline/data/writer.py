@@ -20,11 +20,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.data import schema
-from pipeline.data.plan import _key
+from pipeline.data.plan import clip_key
 
 # ---------------------------------------------------------------- writing
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.inprogress")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -34,7 +34,7 @@ def _write_piece(table: pa.Table, folder: Path) -> dict[str, Any]:
     """One slice of decoded rows -> ``part-<hash>.parquet`` (good rows) and
     ``quarantine-<hash>.jsonl`` (failed rows), each written to a temp name then renamed. The
     hash is over the slice's clip keys, so a retried task rewrites the same files."""
-    keys = sorted(_key(i, p) for i, p in zip(table["id"].to_pylist(),
+    keys = sorted(clip_key(i, p) for i, p in zip(table["id"].to_pylist(),
                                              table["path"].to_pylist(), strict=True))
     name = hashlib.sha1("\n".join(keys).encode()).hexdigest()[:16]
     failed = pc.is_valid(table["error"])
@@ -55,7 +55,7 @@ def _write_piece(table: pa.Table, folder: Path) -> dict[str, Any]:
                              "reason": r["error"]}) for r in
                  bad.select(["id", "path", "split", "error"]).to_pylist()]
         frag = folder / f"quarantine-{name}.jsonl"
-        _atomic_write_bytes(frag, ("\n".join(lines) + "\n").encode())
+        atomic_write_bytes(frag, ("\n".join(lines) + "\n").encode())
         files.append(frag.name)
     return {"rows": good.num_rows, "quarantined": bad.num_rows, "files": files}
 

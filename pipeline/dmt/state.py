@@ -1,10 +1,9 @@
 """Training state of every method: networks, optimiser, counters, augmentation RNG.
 
-Roles per method (``dmt_cfg.method``):
-
-- ``dmt``: two pairs; student/teacher A use ``model_cfg.audio_a``, pair B ``model_cfg.audio_b``.
-- ``mean_teacher``: one pair (``audio_a``).
-- ``supervised`` / ``ezvsl``: one network, no teacher (``teachers`` is empty).
+Networks per method (``dmt_cfg.method``, ``pipeline.methods``): ``pairs`` students, student and
+teacher k using ``model_cfg.audio_a`` (k = 0) or ``audio_b`` (k = 1); an EMA teacher per student
+for the methods with ``teachers`` (DMT: two pairs; mean teacher: one), none otherwise
+(supervised, EZ-VSL: one network, ``teachers`` is empty).
 
 Only students are trained by the optimiser (one AdamW over all students' parameters; their losses
 are independent, so one optimiser equals one per student). In stage 1 the students are the
@@ -26,10 +25,8 @@ import torch
 from torch import nn
 
 from pipeline.dmt.ema import unwrap
+from pipeline.methods import method_of
 from pipeline.models import build_model
-
-PAIRS = {"dmt": 2, "mean_teacher": 1, "supervised": 1, "ezvsl": 1}
-WITH_TEACHERS = ("dmt", "mean_teacher")
 
 
 @dataclass
@@ -79,17 +76,16 @@ def make_state(model_cfg, dmt_cfg, optim_cfg, device: str | torch.device = "cpu"
     run is reproducible from ``seed``. The augmentation generator is seeded with ``seed``.
     ``sample_rate`` (of the ``audio`` waveforms, ``data.sample_rate``) sets the front-ends.
     """
-    if dmt_cfg.method not in PAIRS:
-        raise ValueError(f"dmt.method: unknown method {dmt_cfg.method!r} ({', '.join(PAIRS)})")
+    method = method_of(dmt_cfg.method)
     device = torch.device(device)
-    audios = [model_cfg.audio_a, model_cfg.audio_b][: PAIRS[dmt_cfg.method]]
+    audios = [model_cfg.audio_a, model_cfg.audio_b][: method.pairs]
     students = []
     for k, audio in enumerate(audios):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed * 1000 + k)
             students.append(build_model(model_cfg, audio, sample_rate).to(device))
     teachers = []
-    if dmt_cfg.method in WITH_TEACHERS:
+    if method.teachers:
         for s in students:
             t = copy.deepcopy(s).eval()
             t.requires_grad_(False)

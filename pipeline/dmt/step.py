@@ -20,10 +20,19 @@ from pipeline.dmt.filtering import binarize, consensus_iou, noise_filter
 from pipeline.dmt.ipl import intersect
 from pipeline.dmt.losses import contrastive_loss, map_bce
 from pipeline.dmt.state import DMTState
+from pipeline.methods import (
+    ROLES,
+    STUDENT_A,
+    STUDENT_B,
+    TEACHER_A,
+    TEACHER_B,
+    TEACHER_MEAN,
+    method_of,
+)
 from pipeline.models.heads import localization_map
 
 SIZE = 224
-WHICH = ("teacher_a", "teacher_b", "teacher_mean", "student_a", "student_b")
+WHICH = ROLES  # every role predict_maps can draw
 NAN = float("nan")
 
 
@@ -65,16 +74,16 @@ def teacher_maps(state: DMTState, batch: dict[str, Any],
     return out
 
 
-def make_pseudo_labels(maps: list[torch.Tensor], method: str, cfg
+def make_pseudo_labels(maps: list[torch.Tensor], cfg
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Teacher maps -> (label (B, H, W) bool, keep (B,) bool, consensus IoU (B,) or None).
 
-    dmt: M = P >= delta per teacher; keep iff IoU(M_A, M_B) >= tau (all kept when
-    ``cfg.noise_filtering`` is off); label = M_A AND M_B (teacher A's M_A when ``cfg.ipl`` is off).
-    mean_teacher: its single teacher's M, every sample kept, no IoU.
+    Two teachers (DMT): M = P >= delta per teacher; keep iff IoU(M_A, M_B) >= tau (all kept
+    when ``cfg.noise_filtering`` is off); label = M_A AND M_B (teacher A's M_A when ``cfg.ipl``
+    is off). One teacher (mean teacher): its M, every sample kept, no IoU.
     """
     masks = [binarize(p, cfg.delta) for p in maps]
-    if method == "mean_teacher":
+    if len(masks) == 1:
         return masks[0], torch.ones(len(masks[0]), dtype=torch.bool, device=masks[0].device), None
     iou = consensus_iou(masks[0], masks[1])
     keep = noise_filter(iou, cfg.tau) if cfg.noise_filtering else torch.ones_like(iou).bool()
@@ -185,17 +194,18 @@ def dmt_step(state: DMTState, labeled_batch: dict[str, Any],
     lab = _to_device(labeled_batch, state.device)
     unl = _to_device(unlabeled_batch, state.device) if unlabeled_batch is not None else None
     n_lab = len(lab["frame"])
-    if state.method == "supervised" or unl is None:
+    method = method_of(state.method)
+    if not method.reads_unlabeled or unl is None:
         return _labeled_only_step(state, lab, cfg)
     frames = torch.cat([lab["frame"], unl["frame"]])
     wave = torch.cat([lab["audio"], unl["audio"]])
-    if state.method == "ezvsl":
+    if not method.teachers:  # EZ-VSL: contrastive on every clip
         stats = _train_students(state, cfg, frames, wave, None, n_lab, None, (0.0, 0.0, 1.0))
         _follow_students(state, cfg)  # no teachers: only counts the step
         return {**stats, **NO_PSEUDO}
     inputs = audio_inputs(state, wave)  # shared by teachers (unlabeled rows) and students
     maps = teacher_maps(state, unl, [x[n_lab:] for x in inputs])
-    label, keep, iou = make_pseudo_labels(maps, state.method, cfg)
+    label, keep, iou = make_pseudo_labels(maps, cfg)
     pstats = pseudo_label_stats(label, keep, iou, unl.get("true_map"), unl.get("has_boxes"))
     target = torch.cat([lab["gt"].float(), label.float()])
     weights = (cfg.lambda_sup, cfg.lambda_u, cfg.lambda_c)
@@ -222,7 +232,7 @@ def _synced_pairs(state: DMTState) -> list[tuple]:
 
 def _labeled_terms(state: DMTState, lab: dict[str, Any], cfg) -> tuple:
     """(target, n_sup, keep, weights) for a step on labeled clips only."""
-    if state.method == "ezvsl":  # EZ-VSL never sees boxes
+    if not method_of(state.method).reads_boxes:  # EZ-VSL never sees boxes
         return None, len(lab["frame"]), None, (0.0, 0.0, 1.0)
     return lab["gt"], len(lab["frame"]), None, (cfg.lambda_sup, 0.0, cfg.lambda_c)
 
@@ -247,8 +257,8 @@ def _labeled_only_step(state: DMTState, lab: dict[str, Any], cfg) -> dict[str, f
 
 def _nets_for(state: DMTState, which: str) -> list:
     teachers = state.teachers or state.students  # single-model methods: everything is the model
-    roles = {"teacher_a": teachers[:1], "teacher_b": teachers[-1:], "teacher_mean": teachers,
-             "student_a": state.students[:1], "student_b": state.students[-1:]}
+    roles = {TEACHER_A: teachers[:1], TEACHER_B: teachers[-1:], TEACHER_MEAN: teachers,
+             STUDENT_A: state.students[:1], STUDENT_B: state.students[-1:]}
     if which not in roles:
         raise ValueError(f"predict_maps: which must be one of {', '.join(WHICH)}, got {which!r}")
     return [unwrap(m) for m in roles[which]]

@@ -112,7 +112,7 @@ def generate(cfg: SynthConfig, out: Path, progress: bool = True) -> dict:
     scored = [s for s in scenes if s.id in test][:BASELINE_CLIPS]
     baselines = baseline_scores([vggss_entry(cfg, s) for s in scored],
                                 [[o.box(cfg.frame_size) for o in s.objects] for s in scored],
-                                seed=cfg.seed) if scored else {}
+                                ) if scored else {}
     return {
         "out": str(out), "videos": str(videos),
         "annotations": str(paths["annotations"]), "meta": str(paths["meta"]),

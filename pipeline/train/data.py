@@ -1,103 +1,21 @@
-"""Shards -> training batches: Ray Datasets per split, decoded off the training critical path.
+"""Shards -> the Ray Datasets that feed Ray Train: one per split, decoded off the training
+critical path.
 
-The decoding (JPEG -> resized uint8 frame, PCM -> float waveform, boxes -> 224x224 map) runs in
-Ray Data ``map_batches`` tasks that stream ahead of the training loop; the loop itself only casts
-uint8 to float. ``ToTrainingBatch`` is a plain callable, usable without Ray.
-
-Truth discipline: labeled rows become ``gt`` (used by the supervised loss); unlabeled rows that
-happen to carry boxes (the synthetic benchmark knows every box) become ``true_map``, which the
-DMT step uses for monitoring only; test rows become ``gt`` for evaluation.
+The decoding (``engine.batches.ToTrainingBatch``: JPEG -> resized uint8 frame, PCM -> float
+waveform, boxes -> 224x224 map) runs in Ray Data ``map_batches`` tasks that stream ahead of the
+training loop; the loop itself only casts uint8 to float.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow.compute as pc
-import pyarrow.dataset as pads
-
-from pipeline.data.codecs import decode_jpeg, decode_pcm16
-from pipeline.data.reader import shard_files
-from pipeline.metrics import gt_map
-
-SPLITS = ("labeled", "unlabeled", "test")
-# "val" is carved from the labeled rows at training time (tuning selects on it, never on test)
-MAP_KEY = {"labeled": "gt", "unlabeled": "true_map", "test": "gt", "val": "gt"}
-
-
-def _resize_square(frame: np.ndarray, side: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> (side, side, 3): the field squashes frames to a square (EZ-VSL resizes
-    to 224x224), which keeps normalised boxes valid."""
-    from PIL import Image
-
-    if frame.shape[0] == side and frame.shape[1] == side:
-        return frame
-    return np.asarray(Image.fromarray(frame).resize((side, side), Image.Resampling.BILINEAR))
-
-
-def _row_map(boxes: Any, boxes_256: Any, fmt: str) -> np.ndarray:
-    if fmt == "flickr" and boxes_256 is not None and len(boxes_256):
-        return gt_map([list(b) for b in boxes_256], "flickr")
-    return gt_map([list(b) for b in (boxes if boxes is not None else [])], "vggss")
-
-
-class ToTrainingBatch:
-    """Shard rows (numpy batch) -> ``frame`` (B, 3, S, S) uint8, ``audio`` (B, T) float32,
-    ``<map_key>`` (B, 224, 224) float32, ``has_boxes`` (B,) bool, ``id`` (B,) str."""
-
-    def __init__(self, image_size: int, map_key: str | None):
-        self.image_size, self.map_key = image_size, map_key
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        frames = [_resize_square(decode_jpeg(b), self.image_size) for b in batch["frame_jpeg"]]
-        out = {
-            "id": np.asarray(batch["id"]).astype(str),
-            "frame": np.stack(frames).transpose(0, 3, 1, 2).copy(),
-            "audio": np.stack([decode_pcm16(a) for a in batch["audio"]]),
-            "has_boxes": np.asarray(batch["has_boxes"], dtype=bool),
-        }
-        if self.map_key:
-            out[self.map_key] = np.stack([
-                _row_map(b, b256, fmt).astype(np.float32) for b, b256, fmt in
-                zip(batch["boxes"], batch["boxes_256"], batch["box_format"], strict=True)])
-        return out
-
-
-def shard_dataset(shards: str | os.PathLike) -> pads.Dataset:
-    """The Parquet files of a shards folder (not its summary or quarantine files), with their
-    schema version checked."""
-    files = [str(p) for p in shard_files(shards)]
-    if not files:
-        raise FileNotFoundError(f"{shards}: no Parquet shards (run `dmt preprocess` first)")
-    return pads.dataset(files, format="parquet")
-
-
-def split_counts(shards: str | os.PathLike) -> dict[str, int]:
-    """Rows per split, from one small column (no frames read)."""
-    table = shard_dataset(shards).to_table(columns=["split"])
-    counts = dict(zip(*np.unique(table.column("split").to_numpy(zero_copy_only=False),
-                                 return_counts=True), strict=True))
-    return {s: int(counts.get(s, 0)) for s in SPLITS}
-
-
-def labeled_ids(shards: str | os.PathLike) -> list[str]:
-    table = shard_dataset(shards).to_table(columns=["id"], filter=pc.field("split") == "labeled")
-    return sorted(table.column("id").to_pylist())
-
-
-def carve_validation(ids: list[str], fraction: float, seed: int) -> list[str]:
-    """A seeded, order-independent choice of ``fraction`` of ``ids`` (at least one when
-    fraction > 0, and always leaving one for training)."""
-    if fraction <= 0 or len(ids) < 2:
-        return []
-    n = min(len(ids) - 1, max(1, round(len(ids) * fraction)))
-    order = np.random.default_rng(seed).permutation(len(ids))
-    pool = sorted(ids)
-    return sorted(pool[i] for i in order[:n])
+from pipeline import config as config_mod
+from pipeline.data import reader
+from pipeline.engine.batches import MAP_KEY, ToTrainingBatch
+from pipeline.methods import method_of
 
 
 def split_dataset(shards: str | os.PathLike, split: str, image_size: int,
@@ -107,13 +25,9 @@ def split_dataset(shards: str | os.PathLike, split: str, image_size: int,
 
     With ``val_ids``, split "val" is those labeled rows and "labeled" is the rest.
     """
-    import ray.data
     from ray.data.expressions import col
 
-    ds = ray.data.read_parquet(
-        str(shards), file_extensions=["parquet"],
-        columns=["id", "split", "frame_jpeg", "audio", "boxes", "boxes_256", "box_format",
-                 "has_boxes"], num_cpus=data_cpus)
+    ds = reader.ray_dataset(shards, columns=reader.BATCH_COLUMNS, num_cpus=data_cpus)
     # predicate expressions: Ray pushes them down into the Parquet scan
     if split == "val":
         ds = ds.filter(expr=(col("split") == "labeled") & col("id").is_in(list(val_ids or [])))
@@ -125,36 +39,47 @@ def split_dataset(shards: str | os.PathLike, split: str, image_size: int,
                           batch_format="numpy", num_cpus=data_cpus)
 
 
-def read_clips(shards: str | os.PathLike, ids: list[str]) -> list[dict[str, Any]]:
-    """A few rows by id as plain dicts (heatmap clips; `dmt evaluate`), read with pyarrow."""
-    if not ids:  # tracking.heatmaps=0
-        return []
-    table = shard_dataset(shards).to_table(filter=pc.field("id").isin(ids))
-    rows = {r["id"]: r for r in table.to_pylist()}
-    return [rows[i] for i in ids if i in rows]
+def validation_ids(cfg: config_mod.Config) -> list[str]:
+    """Labeled ids held out for model selection: ``data.val_list`` or a seeded
+    ``data.val_fraction`` of the labeled ids."""
+    if cfg.data.val_list:
+        from pipeline.data.formats import load_id_list
+
+        return sorted(load_id_list(cfg.data.val_list))
+    shards = config_mod.data_paths(cfg.data).shards
+    return reader.carve_validation(reader.split_ids(shards, "labeled"), cfg.data.val_fraction,
+                                   cfg.train.seed)
 
 
-def test_ids(shards: str | os.PathLike, n: int) -> list[str]:
-    """The first ``n`` test ids in sorted order: a fixed set of clips to draw at every eval."""
-    if n <= 0:
-        return []
-    table = shard_dataset(shards).to_table(columns=["id"], filter=pc.field("split") == "test")
-    return sorted(table.column("id").to_pylist())[:n]
+def build_datasets(cfg: config_mod.Config, eval_split: str = "test") -> dict[str, Any]:
+    """The datasets of a run: labeled, unlabeled (methods that read it), the evaluation split."""
+    import ray.data
 
-
-def to_torch(batch: dict[str, Any], device) -> dict[str, Any]:
-    """uint8 frames -> float [0, 1]; everything else as tensors on ``device``."""
-    import torch
-
-    out = {}
-    for key, value in batch.items():
-        if key == "id":
-            out[key] = list(value)
-            continue
-        t = value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
-        out[key] = t.to(device, non_blocking=True)
-    out["frame"] = out["frame"].float().div_(255.0)
-    return out
+    ctx = ray.data.DataContext.get_current()
+    # Progress bars of the feeding datasets would interleave with the per-epoch progress lines.
+    ctx.enable_progress_bars = False
+    # Blocks in file order, not in the order read tasks finish: with the seeded local shuffle,
+    # the same seed then gives the same batches (without it two runs of one config differed
+    # from the first epoch on, and Tune trials compared noise from the data order).
+    ctx.execution_options.preserve_order = True
+    shards = config_mod.data_paths(cfg.data).shards
+    method = method_of(cfg.dmt.method)
+    if reader.split_counts(shards)["labeled"] == 0 and method.reads_boxes:
+        raise ValueError(f"{shards}: no labeled clips (split 'labeled'); check data.lists")
+    names = ["labeled"] + (["unlabeled"] if method.reads_unlabeled else []) + [eval_split]
+    val_ids = validation_ids(cfg) if eval_split == "val" else None
+    if eval_split == "val" and not val_ids:
+        raise ValueError("validation split is empty: set data.val_fraction > 0 or data.val_list")
+    datasets = {name: split_dataset(shards, name, cfg.model.image_size, cfg.train.data_cpus,
+                                    cfg.data.decode_batch_size, val_ids) for name in names}
+    # The labeled and evaluation splits are small (a few % of the clips) and read every epoch:
+    # decode them once, here. Only the unlabeled stream is decoded on the fly, so at most one
+    # dataset at a time needs Ray Data CPUs (Ray Data splits the CPUs left beside the Train
+    # workers between running datasets in whole CPUs: on a 2-CPU machine two would starve).
+    for name in names:
+        if name != "unlabeled":
+            datasets[name] = datasets[name].materialize()
+    return datasets
 
 
 def cycle_batches(shard, batch_size: int, name: str, seed: int = 0) -> Iterator[dict]:
@@ -175,8 +100,3 @@ def cycle_batches(shard, batch_size: int, name: str, seed: int = 0) -> Iterator[
             raise RuntimeError(f"the {name!r} split gave this worker no rows; preprocess more "
                                f"clips or use fewer workers")
         epoch += 1
-
-
-def shard_path_ok(shards: str | os.PathLike) -> bool:
-    path = Path(shards)
-    return path.is_dir() and (path / "summary.json").is_file() and any(path.glob("*.parquet"))

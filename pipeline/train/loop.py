@@ -1,60 +1,39 @@
 """The Ray Train worker loop: stage 1 warm-up, stage 2 DMT, evaluation, checkpoints, reports.
 
-The algorithm lives in ``pipeline.dmt``; this shell only wires it to Ray Train: dataset shards in,
-DDP around the students, ``ray.train.report`` with a checkpoint at every evaluation, resume from
-``ray.train.get_checkpoint()``. Rank 0 logs to MLflow through ``pipeline.tracking.RunLogger``.
-
-An "epoch" is ``train.steps_per_epoch`` steps (labeled and unlabeled streams cycle on their own
-lengths), so stage lengths do not depend on how many clips each worker holds.
+The algorithm lives in ``pipeline.dmt`` and the epoch engine in ``pipeline.engine``; this shell
+only wires them to Ray Train: dataset shards in, DDP around the students, ``ray.train.report``
+with a checkpoint at every evaluation, resume from ``ray.train.get_checkpoint()``. Rank 0 logs
+to MLflow through ``pipeline.tracking.RunLogger``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from pipeline import config as config_mod
 from pipeline.dmt.state import make_state
-from pipeline.dmt.step import dmt_step, finite_mean, stage1_step
-from pipeline.train import checkpoint as ckpt_io
-from pipeline.train import data as train_data
-from pipeline.train import evaluation
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def stage_of(epoch: int, cfg: config_mod.Config) -> int:
-    """ezvsl has no boxes to warm up on: all its epochs are stage 2 (contrastive on all clips)."""
-    if cfg.dmt.method == "ezvsl":
-        return 2
-    return 1 if epoch < cfg.train.stage1_epochs else 2
-
-
-def total_epochs(cfg: config_mod.Config) -> int:
-    return (0 if cfg.dmt.method == "ezvsl" else cfg.train.stage1_epochs) + cfg.train.stage2_epochs
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    """A hash of every parameter and buffer (order fixed by the state dict)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in getattr(module, "module", module).state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+from pipeline.engine import checkpoint as ckpt_io
+from pipeline.engine import evaluation
+from pipeline.engine.batches import to_torch
+from pipeline.engine.heatmaps import clips_png
+from pipeline.engine.loop import (
+    progress_line,
+    run_epoch,
+    seed_everything,
+    stage_of,
+    total_epochs,
+    unlabeled_batch_size,
+    uses_unlabeled,
+    weights_digest,
+)
+from pipeline.train.data import cycle_batches
 
 
 def average_buffers(module: torch.nn.Module) -> None:
@@ -75,58 +54,13 @@ def _gather(obj: Any) -> list[Any]:
     return out
 
 
-def uses_unlabeled(cfg: config_mod.Config) -> bool:
-    return cfg.dmt.method != "supervised" and cfg.optim.unlabeled_ratio > 0
-
-
-def run_epoch(state, cfg, stage: int, labeled, unlabeled, to_device) -> dict[str, float]:
-    """``steps_per_epoch`` steps; returns the epoch means of the step statistics, and the time
-    spent waiting for data (``data_wait_frac``)."""
-    stats: dict[str, list[float]] = {}
-    wait = busy = 0.0
-    for _ in range(cfg.train.steps_per_epoch):
-        t0 = time.perf_counter()
-        lab = to_device(next(labeled))
-        unl = to_device(next(unlabeled)) if (unlabeled is not None and stage == 2) else None
-        t1 = time.perf_counter()
-        if stage == 1:
-            step_stats = stage1_step(state, lab, cfg.dmt)
-        else:
-            step_stats = dmt_step(state, lab, unl, cfg.dmt)
-        t2 = time.perf_counter()
-        wait, busy = wait + (t1 - t0), busy + (t2 - t1)
-        for key, value in step_stats.items():
-            stats.setdefault(key, []).append(float(value))
-    out = {f"train/{k}": finite_mean(v) for k, v in stats.items()}
-    out["train/data_wait_frac"] = wait / max(wait + busy, 1e-9)
-    out["train/samples_per_s"] = cfg.train.steps_per_epoch * cfg.optim.batch_size * (
-        1 + (cfg.optim.unlabeled_ratio if unlabeled is not None and stage == 2 else 0)
-    ) / max(wait + busy, 1e-9)
-    return out
-
-
 def evaluate_split(state, cfg, shard, to_device, prefix: str) -> dict[str, float]:
+    """Scores of this worker's part of the split, gathered from every worker, summarised."""
     batches = shard.iter_batches(batch_size=cfg.optim.batch_size, batch_format="numpy")
     local = evaluation.score_batches(state, batches, to_device)
     merged = evaluation.merge_scores(_gather(local))
     headline = evaluation.reported_role(state.method, cfg.dmt.eval_model)
     return evaluation.summarize_scores(merged, prefix, headline)
-
-
-def _heatmap_png(state, cfg, clips: list[dict], to_device, title: str) -> bytes | None:
-    if not clips:
-        return None
-    from pipeline.dmt.step import predict_maps
-    from pipeline.train.heatmaps import overlay_grid_png
-
-    conv = train_data.ToTrainingBatch(cfg.model.image_size, "gt")
-    batch = conv({k: np.asarray([c[k] for c in clips], dtype=object) for k in clips[0]})
-    role = evaluation.reported_role(state.method, cfg.dmt.eval_model)
-    maps = predict_maps(state, to_device(batch), role).cpu().numpy()
-    full = [train_data.decode_jpeg(c["frame_jpeg"]) for c in clips]
-    items = [{"frame": f, "map": m, "boxes": c["boxes"], "title": c["id"]}
-             for f, m, c in zip(full, maps, clips, strict=True)]
-    return overlay_grid_png(items, suptitle=title)
 
 
 def _quiet_ray_logs() -> None:
@@ -135,26 +69,13 @@ def _quiet_ray_logs() -> None:
     import logging
 
     import ray.data
+
+    # No public API: the per-report INFO line comes from this module's logger, which Ray names
+    # after the module's file.
     from ray.train.v2._internal.execution import context as train_context
 
     logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
     ray.data.DataContext.get_current().enable_progress_bars = False
-
-
-def progress_line(metrics: dict[str, float], total: int) -> str:
-    """One line per epoch: what a user watches while `dmt train` runs."""
-    parts = [f"[epoch {int(metrics['epoch'])}/{total}] stage {int(metrics['stage'])}",
-             f"loss {metrics.get('train/loss_total', float('nan')):.3f}"]
-    if metrics.get("stage") == 2 and "train/kept" in metrics:
-        parts.append(f"kept {metrics['train/kept']:.1f}/"
-                     f"{metrics['train/kept'] + metrics['train/filtered']:.0f}")
-    for split in ("test", "val"):
-        if f"{split}/ciou" in metrics:
-            parts.append(f"{split} CIoU {metrics[f'{split}/ciou']:.3f} "
-                         f"(fixed {metrics[f'{split}/ciou_fixed']:.3f})")
-    if "time/epoch_s" in metrics:
-        parts.append(f"{metrics['time/epoch_s']:.1f} s")
-    return " | ".join(parts)
 
 
 def _restore(state, checkpoint) -> int:
@@ -167,7 +88,7 @@ def _restore(state, checkpoint) -> int:
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     """Entry point of every Ray Train worker. ``loop_config``: ``config`` (the config as a dict),
-    ``logger`` (a RunLogger or None), ``heatmap_clips`` (rows), ``run_info`` (dict, for tags)."""
+    ``logger`` (a RunLogger or None), ``heatmap_clips`` (rows), ``eval_split``."""
     import ray.train
     import ray.train.torch
 
@@ -197,15 +118,14 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
 def _loop(state, cfg, start_epoch, logger, loop_config, rank, world) -> dict[str, Any]:
     import ray.train
 
-    to_device = lambda b: train_data.to_torch(b, state.device)  # noqa: E731
+    to_device = lambda b: to_torch(b, state.device)  # noqa: E731
     seed = cfg.train.seed * 7919 + rank
-    labeled = train_data.cycle_batches(ray.train.get_dataset_shard("labeled"),
-                                       cfg.optim.batch_size, "labeled", seed)
+    labeled = cycle_batches(ray.train.get_dataset_shard("labeled"), cfg.optim.batch_size,
+                            "labeled", seed)
     unlabeled = None
     if uses_unlabeled(cfg):
-        unlabeled = train_data.cycle_batches(
-            ray.train.get_dataset_shard("unlabeled"),
-            max(1, round(cfg.optim.batch_size * cfg.optim.unlabeled_ratio)), "unlabeled", seed)
+        unlabeled = cycle_batches(ray.train.get_dataset_shard("unlabeled"),
+                                  unlabeled_batch_size(cfg), "unlabeled", seed)
     total = total_epochs(cfg)
     loop_config["total_epochs"] = total
     eval_split = loop_config.get("eval_split", "test")
@@ -222,7 +142,7 @@ def _loop(state, cfg, start_epoch, logger, loop_config, rank, world) -> dict[str
                                       to_device, eval_split))
         metrics["time/epoch_s"] = time.perf_counter() - t0
         last = metrics
-        _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config, to_device)
+        _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config)
     return {"final_metrics": last, "world": world, "start_epoch": start_epoch,
             "epochs": total, "step": state.step,
             # one digest per worker: teachers (and DDP students) must be identical everywhere
@@ -231,15 +151,15 @@ def _loop(state, cfg, start_epoch, logger, loop_config, rank, world) -> dict[str
                                 "students": [weights_digest(m) for m in state.students]})}
 
 
-def _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config, to_device):
+def _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config) -> None:
     import ray.train
 
     if rank == 0:
         print(progress_line(metrics, loop_config["total_epochs"]), flush=True)
     if logger is not None:
         logger.log_metrics(metrics, step=epoch + 1)
-        png = _heatmap_png(state, cfg, loop_config.get("heatmap_clips") or [], to_device,
-                           f"epoch {epoch + 1}, {cfg.dmt.method}")
+        png = clips_png(state, cfg, loop_config.get("heatmap_clips") or [],
+                        f"epoch {epoch + 1}, {cfg.dmt.method}")
         if png:
             logger.log_png(png, f"heatmaps/epoch_{epoch + 1:03d}.png")
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,6 +18,7 @@ from typing import Any
 
 from pipeline import config as config_mod
 from pipeline.tune import space as space_mod
+from pipeline.tune.trials import close_children, run_trial, trial_rows
 
 SWEEP_INFO = "dmt_sweep.json"
 
@@ -69,52 +70,17 @@ def max_concurrent(cfg: config_mod.Config, cluster_cpus: float) -> int:
     return max(1, math.floor(cluster_cpus / trial_resources(cfg) + 1e-9))
 
 
-def run_trial(params: dict[str, Any], base: dict[str, Any]) -> None:
-    """The Tune trainable: one DMT run with the sampled values, selected on the val split.
-
-    ``base`` (the config, tracking URI and parent run id) comes through ``tune.with_parameters``
-    so that it stays out of the trial's sampled config (and Tune's trial tables)."""
-    from ray import tune
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    from pipeline.train.driver import RUN_INFO, fit, storage_dir
-    from pipeline.train.loop import total_epochs
-
-    cfg = config_mod.from_dict(base["config"])
-    for key, value in space_mod.decode_sample(params).items():
-        config_mod.set_key(cfg, key, value)
-    cfg.tracking.uri = base["tracking_uri"]
-    trial_id = tune.get_context().get_trial_id()
-    name = f"trial-{trial_id}"
-    run_path = storage_dir(cfg) / name
-    resume = str(run_path) if (run_path / RUN_INFO).is_file() else None
-    epochs_before = _epochs_checkpointed(run_path) if resume else 0
-    outcome = fit(cfg, resume=resume, parent_run_id=base["parent_run_id"], run_name=name,
-                  callbacks=[TuneReportCallback()], eval_split="val",
-                  resume_uri=base["tracking_uri"], say=lambda *_: None)
-    if epochs_before >= total_epochs(cfg):
-        # The Train run had finished all its epochs while Tune was shutting down after Ctrl-C,
-        # before Tune recorded the last reports: this resume ran no epoch and reported nothing.
-        tune.report({**outcome.metrics, "checkpoint_path": str(outcome.checkpoint_path)})
-
-
-def _epochs_checkpointed(run_path: Path) -> int:
-    """Epochs a Train run folder holds a checkpoint for (0 before its first checkpoint)."""
-    import ray.train
-
-    try:
-        return int(ray.train.Result.from_path(str(run_path)).metrics.get("epoch", 0))
-    except RuntimeError:  # no checkpoint written yet
-        return 0
-
-
 def grace_epochs(cfg: config_mod.Config, space: dict[str, Any], max_t: int) -> int:
     """ASHA's grace period in reported epochs. When every swept key is a ``dmt.*`` key, stage 1
     (the warm-up, which none of them touches) is identical in every trial, so its epochs do not
     count: ``tune.grace_period`` stage-2 epochs must pass before a trial can be stopped (comparing
-    trials inside stage 1 would stop them on noise)."""
+    trials inside stage 1 would stop them on noise). A method without a warm-up (EZ-VSL) is in
+    stage 2 from its first epoch."""
+    from pipeline.methods import method_of
+
     only_dmt = bool(space) and all(key.startswith("dmt.") for key in space)
-    offset = cfg.train.stage1_epochs if only_dmt and cfg.dmt.method != "ezvsl" else 0
+    warmup = method_of(cfg.dmt.method).warmup
+    offset = cfg.train.stage1_epochs if only_dmt and warmup else 0
     return min(offset + cfg.tune.grace_period, max_t)
 
 
@@ -134,9 +100,7 @@ def _scheduler(cfg: config_mod.Config, space: dict[str, Any], max_t: int):
 
 def _sweep_folder(cfg: config_mod.Config, resume: bool) -> tuple[Path, dict[str, Any] | None]:
     """A new sweep gets ``sweep-<name>-<n>``; ``--resume`` takes the newest existing one."""
-    from pipeline.train.driver import storage_dir
-
-    storage = storage_dir(cfg)
+    storage = config_mod.storage_dir(cfg)
     existing = sorted(storage.glob(f"sweep-{cfg.name}-*"), key=lambda p: p.stat().st_mtime)
     if resume:
         for folder in reversed(existing):
@@ -144,55 +108,6 @@ def _sweep_folder(cfg: config_mod.Config, resume: bool) -> tuple[Path, dict[str,
                 return folder, json.loads((folder / SWEEP_INFO).read_text())
         raise FileNotFoundError(f"--resume: no sweep of {cfg.name!r} under {storage}")
     return storage / f"sweep-{cfg.name}-{len(existing) + 1}", None
-
-
-def _trial_rows(results, cfg: config_mod.Config, max_t: int) -> list[dict[str, Any]]:
-    rows = []
-    for result in results:
-        params = dict(result.config or {})
-        history = []
-        if result.metrics_dataframe is not None and cfg.tune.objective in \
-                result.metrics_dataframe:
-            frame = result.metrics_dataframe
-            history = [(int(i), float(v)) for i, v in
-                       zip(frame["epoch"], frame[cfg.tune.objective], strict=True)]
-        metrics = result.metrics or {}
-        epochs = int(metrics.get("epoch", len(history)))  # see _scheduler
-        # Tune marks a result done when the scheduler stops the trial (kept when a sweep is
-        # restored); a trial cut short by Ctrl-C is not done, and --resume continues it
-        if result.error:
-            status = "error"
-        elif epochs >= max_t:
-            status = "completed"
-        else:
-            status = "stopped_early" if metrics.get("done") else "unfinished"
-        rows.append({"trial_id": metrics.get("trial_id", Path(result.path).name),
-                     "values": space_mod.decode_sample(params), "epochs": epochs,
-                     "status": status, "history": history,
-                     "objective": max((v for _, v in history), default=float("nan"))
-                     if cfg.tune.mode == "max" else min((v for _, v in history),
-                                                        default=float("nan")),
-                     "checkpoint": metrics.get("checkpoint_path")})
-    return rows
-
-
-def _close_children(uri: str, experiment: str, parent_id: str, rows: list[dict]) -> None:
-    """Give each child run its sweep status (ASHA kills a stopped trial mid-run)."""
-    from pipeline import tracking
-
-    children = {r.info.run_name: r for r in tracking.search_runs(
-        uri, experiment, f"tags.`{tracking.PARENT_TAG}` = '{parent_id}'", max_results=1000)}
-    for row in rows:
-        run = children.get(f"trial-{row['trial_id']}")
-        if run is None:
-            continue
-        log = tracking.RunLogger(uri, run.info.run_id)
-        log.set_tags({"tune.status": row["status"], "tune.trial_id": row["trial_id"],
-                      "tune.epochs": row["epochs"]})
-        final = {"completed": "FINISHED", "stopped_early": "KILLED", "error": "FAILED"}
-        # a trial stopped while it was closing its run may have marked it FAILED
-        if row["status"] in final and run.info.status != final[row["status"]]:
-            log.end(final[row["status"]])  # "unfinished" runs stay open for --resume
 
 
 class SweepInterrupted(RuntimeError):
@@ -204,7 +119,7 @@ def _interrupted(uri: str, experiment: str, parent_id: str, rows: list[dict], sa
     """Close the ended trials' runs (unfinished ones stay open), mark the parent, and raise."""
     from pipeline import tracking
 
-    _close_children(uri, experiment, parent_id, rows)
+    close_children(uri, experiment, parent_id, rows)
     tracking.RunLogger(uri, parent_id).set_tags({"tune.status": "interrupted"})
     ended = sum(row["status"] != "unfinished" for row in rows)
     raise SweepInterrupted(f"sweep interrupted with {ended} of {samples} trials ended and "
@@ -231,17 +146,21 @@ def _log_parent_summary(log, cfg, rows, best_row, best_cfg, test_metrics, max_t)
                 "objective_vs_values.png")
 
 
-def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = None,
-              resume: bool = False, say=print) -> SweepOutcome:
-    """Run (or resume) a sweep; return the best trial and its test-split evaluation."""
-    import ray
-    from ray import tune
+@dataclass
+class _Sweep:
+    """A sweep being run: its folder, saved info (resume), configs, space and size."""
 
-    from pipeline import tracking
-    from pipeline.train.driver import ensure_dataset, ensure_ray, storage_dir, validation_ids
-    from pipeline.train.loop import total_epochs
-    from pipeline.train.offline import evaluate_checkpoint
+    folder: Path
+    info: dict[str, Any] | None
+    cfg: config_mod.Config  # resolved (absolute paths), what the trials run
+    given: config_mod.Config  # as the user wrote it (relative paths stay relative)
+    space: dict[str, Any]
+    samples: int
+    max_t: int = 0
 
+
+def _load_sweep(cfg: config_mod.Config, samples: int, space_file: str | None,
+                resume: bool) -> _Sweep:
     given = cfg  # paths as the user wrote them (resolve_paths returns a copy)
     cfg = config_mod.resolve_paths(cfg)  # trials run in their own directories
     config_mod.set_key(cfg, "train.eval_every", 1)  # ASHA needs the objective every epoch
@@ -249,78 +168,114 @@ def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = Non
     if info:
         cfg = config_mod.from_dict(info["config"])
         given = config_mod.from_dict(info.get("given_config", info["config"]))
-        space = space_mod.validate_space(info["space"], cfg)
-    else:
-        space = space_mod.load_space(space_file, cfg)  # None: the default space
+        return _Sweep(folder, info, cfg, given, space_mod.validate_space(info["space"], cfg),
+                      info.get("samples", samples))
+    return _Sweep(folder, None, cfg, given, space_mod.load_space(space_file, cfg), samples)
+
+
+def _open_parent(sw: _Sweep, uri: str, experiment: str) -> str:
+    """The sweep's parent run: the saved one when resuming, else a new one (and the sweep's
+    info file, written once the run exists)."""
+    from pipeline import tracking
+
+    if sw.info:
+        return sw.info["parent_run_id"]
+    parent = tracking.start_run(uri, experiment, sw.folder.name, config_mod.flatten(sw.cfg),
+                                tracking.reproducibility_tags({"tune.space": sw.space,
+                                                               "tune.samples": sw.samples}))
+    sw.folder.mkdir(parents=True, exist_ok=True)
+    (sw.folder / SWEEP_INFO).write_text(json.dumps({
+        "parent_run_id": parent, "config": config_mod.to_dict(sw.cfg),
+        "given_config": config_mod.to_dict(sw.given), "space": sw.space,
+        "samples": sw.samples}, indent=1))
+    return parent
+
+
+def _tuner(sw: _Sweep, base: dict[str, Any], n_conc: int):
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    cfg = sw.cfg
+    trainable = tune.with_resources(tune.with_parameters(run_trial, base=base),
+                                    {"cpu": cfg.tune.trial_cpus})
+    if sw.info:
+        return tune.Tuner.restore(str(sw.folder), trainable, resume_unfinished=True,
+                                  resume_errored=True)
+    return tune.Tuner(
+        trainable, param_space=space_mod.to_tune(sw.space),
+        tune_config=tune.TuneConfig(
+            metric=cfg.tune.objective, mode=cfg.tune.mode, num_samples=sw.samples,
+            # saved with the sweep, so a --resume that restores several unfinished trials
+            # still runs them n_conc at a time (the searcher's limit does not apply to
+            # restored trials)
+            max_concurrent_trials=n_conc,
+            scheduler=_scheduler(cfg, sw.space, sw.max_t),
+            search_alg=BasicVariantGenerator(random_state=cfg.tune.seed,
+                                             max_concurrent=n_conc)),
+        run_config=tune.RunConfig(name=sw.folder.name,
+                                  storage_path=str(config_mod.storage_dir(cfg))))
+
+
+def _best(sw: _Sweep, rows: list[dict]) -> tuple[dict, config_mod.Config, dict[str, float]]:
+    """The best trial's row, its config (as given, with its values) and its test metrics."""
+    from pipeline.engine.offline import evaluate_checkpoint
+
+    scored = [r for r in rows if r["history"]]
+    if not scored:
+        raise RuntimeError(f"no trial reported {sw.cfg.tune.objective}; see {sw.folder}")
+    pick = max if sw.cfg.tune.mode == "max" else min
+    best_row = pick(scored, key=lambda r: r["objective"])
+    # the config as given (its relative paths stay relative, so --best-out works from the
+    # repo on any machine or cluster), with the best trial's values
+    best_cfg = config_mod.from_dict(config_mod.to_dict(sw.given))
+    for key, value in best_row["values"].items():
+        config_mod.set_key(best_cfg, key, value)
+    test_metrics = {}
+    if best_row["checkpoint"]:
+        shards = config_mod.data_paths(sw.cfg.data).shards
+        test_metrics = evaluate_checkpoint(best_row["checkpoint"], shards, "test")["metrics"]
+    return best_row, best_cfg, test_metrics
+
+
+def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = None,
+              resume: bool = False, say=print) -> SweepOutcome:
+    """Run (or resume) a sweep; return the best trial and its test-split evaluation."""
+    import ray
+
+    from pipeline import tracking
+    from pipeline.engine.loop import total_epochs
+    from pipeline.prepare import prepare_dataset
+    from pipeline.ray_env import ensure_ray
+    from pipeline.train.data import validation_ids
+
+    sw = _load_sweep(cfg, samples, space_file, resume)
+    cfg = sw.cfg
     ensure_ray()
     cluster_cpus = ray.cluster_resources().get("CPU", 1)
     check_fits(cfg, cluster_cpus)  # before any data, MLflow or trial work
-    ensure_dataset(cfg, say)
+    prepare_dataset(cfg, say)
     if not validation_ids(cfg):
         raise config_mod.ConfigError("data.val_fraction: the validation split is empty")
-    max_t = total_epochs(cfg)
+    sw.max_t = total_epochs(cfg)
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     experiment = cfg.tracking.experiment or cfg.name
     server = tracking.LocalServer(uri) if uri.startswith("sqlite:") else nullcontext(uri)
     with server as live_uri:
-        if info:
-            parent = info["parent_run_id"]
-        else:
-            parent = tracking.start_run(
-                live_uri, experiment, folder.name, config_mod.flatten(cfg),
-                tracking.reproducibility_tags({"tune.space": space, "tune.samples": samples}))
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / SWEEP_INFO).write_text(json.dumps({
-                "parent_run_id": parent, "config": config_mod.to_dict(cfg),
-                "given_config": config_mod.to_dict(given), "space": space,
-                "samples": samples}, indent=1))
+        parent = _open_parent(sw, live_uri, experiment)
         n_conc = max_concurrent(cfg, cluster_cpus)
-        say(f"[tune] {samples} trials, {n_conc} at a time, {max_t} epochs each, "
+        say(f"[tune] {sw.samples} trials, {n_conc} at a time, {sw.max_t} epochs each, "
             f"scheduler {cfg.tune.scheduler}; parent MLflow run {parent}")
         base = {"config": config_mod.to_dict(cfg), "tracking_uri": live_uri,
                 "parent_run_id": parent}
-        trainable = tune.with_resources(tune.with_parameters(run_trial, base=base),
-                                        {"cpu": cfg.tune.trial_cpus})
-        if info:
-            tuner = tune.Tuner.restore(str(folder), trainable, resume_unfinished=True,
-                                       resume_errored=True)
-        else:
-            from ray.tune.search.basic_variant import BasicVariantGenerator
-
-            tuner = tune.Tuner(
-                trainable, param_space=space_mod.to_tune(space),
-                tune_config=tune.TuneConfig(
-                    metric=cfg.tune.objective, mode=cfg.tune.mode, num_samples=samples,
-                    # saved with the sweep, so a --resume that restores several unfinished
-                    # trials still runs them n_conc at a time (the searcher's limit does not
-                    # apply to restored trials)
-                    max_concurrent_trials=n_conc,
-                    scheduler=_scheduler(cfg, space, max_t),
-                    search_alg=BasicVariantGenerator(random_state=cfg.tune.seed,
-                                                     max_concurrent=n_conc)),
-                run_config=tune.RunConfig(name=folder.name, storage_path=str(storage_dir(cfg))))
-        results = tuner.fit()
-        rows = _trial_rows(results, cfg, max_t)
+        rows = trial_rows(_tuner(sw, base, n_conc).fit(), cfg, sw.max_t)
         # Ctrl-C: Tune saved its state and returned early (maybe during the last trial)
-        if len(rows) < samples or any(row["status"] == "unfinished" for row in rows):
-            _interrupted(live_uri, experiment, parent, rows, samples, folder)
-        _close_children(live_uri, experiment, parent, rows)
-        scored = [r for r in rows if r["history"]]
-        if not scored:
-            raise RuntimeError(f"no trial reported {cfg.tune.objective}; see {folder}")
-        pick = max if cfg.tune.mode == "max" else min
-        best_row = pick(scored, key=lambda r: r["objective"])
-        # the config as given (its relative paths stay relative, so --best-out works from the
-        # repo on any machine or cluster), with the best trial's values
-        best_cfg = config_mod.from_dict(config_mod.to_dict(given))
-        for key, value in best_row["values"].items():
-            config_mod.set_key(best_cfg, key, value)
-        test_metrics = {}
-        if best_row["checkpoint"]:
-            shards = config_mod.data_paths(cfg.data).shards
-            test_metrics = evaluate_checkpoint(best_row["checkpoint"], shards, "test")["metrics"]
+        if len(rows) < sw.samples or any(row["status"] == "unfinished" for row in rows):
+            _interrupted(live_uri, experiment, parent, rows, sw.samples, sw.folder)
+        close_children(live_uri, experiment, parent, rows)
+        best_row, best_cfg, test_metrics = _best(sw, rows)
         log = tracking.RunLogger(live_uri, parent)
-        _log_parent_summary(log, cfg, rows, best_row, best_cfg, test_metrics, max_t)
+        _log_parent_summary(log, cfg, rows, best_row, best_cfg, test_metrics, sw.max_t)
         log.end("FINISHED")
     return SweepOutcome(parent, best_row["trial_id"], best_cfg, best_row["objective"], rows,
-                        test_metrics, sum(r["epochs"] for r in rows), len(rows) * max_t, folder)
+                        test_metrics, sum(r["epochs"] for r in rows), len(rows) * sw.max_t,
+                        sw.folder)

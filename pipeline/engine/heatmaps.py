@@ -51,3 +51,29 @@ def overlay_grid_png(items: Sequence[dict], columns: int = 3, suptitle: str = ""
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+def heatmap_clips(shards, n: int) -> list[dict]:
+    """The rows drawn at every evaluation: the first ``n`` test ids in sorted order (a fixed
+    set, so the overlays of successive epochs show the same clips); none when ``n`` is 0."""
+    from pipeline.data import reader
+
+    return reader.read_clips(shards, reader.split_ids(shards, "test")[:n]) if n > 0 else []
+
+
+def clips_png(state, cfg, clips: Sequence[dict], title: str) -> bytes | None:
+    """The reported model's maps over a few shard rows (``reader.read_clips``), one panel each,
+    true boxes drawn; None without clips (``tracking.heatmaps=0``)."""
+    if not clips:
+        return None
+    from pipeline.data.codecs import decode_jpeg
+    from pipeline.dmt.step import predict_maps
+    from pipeline.engine.batches import rows_to_batch, to_torch
+    from pipeline.engine.evaluation import reported_role
+
+    batch = to_torch(rows_to_batch(list(clips), cfg.model.image_size), state.device)
+    role = reported_role(state.method, cfg.dmt.eval_model)
+    maps = predict_maps(state, batch, role).cpu().numpy()
+    items = [{"frame": decode_jpeg(c["frame_jpeg"]), "map": m, "boxes": c["boxes"],
+              "title": c["id"]} for m, c in zip(maps, clips, strict=True)]
+    return overlay_grid_png(items, suptitle=title)

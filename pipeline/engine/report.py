@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pipeline.methods import ROLES, TRIVIAL
+
 COLUMNS = ("ciou", "auc", "mean_ciou", "ciou_fixed", "auc_fixed", "mse")
 # models first (teachers' mean, the reported DMT result, on top), then the trivial predictors
-ORDER = ("teacher_mean", "teacher_a", "teacher_b", "student_a", "student_b",
-         "whole_image", "centre_box", "oracle")
+ORDER = (*ROLES, *TRIVIAL)
 
 
 def metrics_table(metrics: dict[str, float], prefix: str = "test",

@@ -13,23 +13,14 @@ import numpy as np
 
 from pipeline import metrics
 from pipeline.dmt.step import predict_maps
+from pipeline.methods import TRIVIAL, method_of
 
-ROLES = {
-    "dmt": ("teacher_a", "teacher_b", "teacher_mean", "student_a", "student_b"),
-    "mean_teacher": ("teacher_a", "student_a"),
-    "supervised": ("student_a",),
-    "ezvsl": ("student_a",),
-}
-TRIVIAL = ("whole_image", "centre_box", "oracle")
 SCORES = ("ciou", "ciou_fixed", "mse")
 
 
 def reported_role(method: str, wanted: str) -> str:
     """The role reported as the method's result (``dmt.eval_model``, mapped to what exists)."""
-    roles = ROLES[method]
-    if wanted in roles:
-        return wanted
-    return "teacher_a" if "teacher_a" in roles else "student_a"
+    return method_of(method).reported_role(wanted)
 
 
 def _trivial_maps() -> dict[str, np.ndarray]:
@@ -43,7 +34,7 @@ def score_batches(state, batches: Iterable[dict[str, Any]], to_device, roles=Non
     ``batches`` hold ``frame``, ``audio`` and ``gt`` (B, 224, 224); ``to_device`` turns a batch
     into tensors on the state's device.
     """
-    roles = roles or ROLES[state.method]
+    roles = roles or method_of(state.method).roles
     scores = {name: {s: [] for s in SCORES} for name in (*roles, *TRIVIAL)}
     trivial = _trivial_maps()
     for raw in batches:

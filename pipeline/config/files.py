@@ -1,0 +1,55 @@
+"""Config files: finding a ``--config`` argument (a path, or the name of a shipped config) and
+loading it. The shipped configs are ``jobs/configs/*.yaml`` in the repository, installed with the
+package as ``pipeline.configs`` (a wheel has no ``jobs/`` folder)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from pipeline.config.schema import Config, ConfigError
+
+CONFIG_DIR = "jobs/configs"  # where the shipped configs live in the repository
+
+
+def shipped_configs() -> Path:
+    """The folder of the configs shipped with the package: ``pipeline/configs`` when installed
+    from a wheel, the repository's ``jobs/configs`` in a checkout (an editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "configs"
+    return installed if installed.is_dir() else package.parent / CONFIG_DIR
+
+
+def find_config(spec: str | os.PathLike) -> Path:
+    """A config file for ``--config``: an existing path as given, else a shipped config by name
+    (``demo``, ``demo.yaml``, ``paper/flickr_4k``, or ``jobs/configs/demo.yaml`` from any
+    folder); ConfigError naming what was looked for otherwise."""
+    given = Path(spec)
+    if given.is_file():
+        return given
+    name = str(spec).removeprefix(CONFIG_DIR + "/").removeprefix("./" + CONFIG_DIR + "/")
+    shipped = shipped_configs() / (name if name.endswith((".yaml", ".yml")) else name + ".yaml")
+    if shipped.is_file():
+        return shipped
+    known = sorted(str(p.relative_to(shipped_configs()).with_suffix(""))
+                   for p in shipped_configs().rglob("*.yaml"))
+    raise ConfigError(f"config file not found: {given} (nor a shipped config of that name; "
+                      f"shipped: {', '.join(known)})")
+
+
+def load(path: str | os.PathLike | None = None,
+         overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML config (defaults when ``path`` is None), then apply ``key=value`` overrides."""
+    data: dict = {}
+    if path is not None:
+        p = find_config(path)
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        data.setdefault("name", p.stem)
+    from pipeline.config import from_dict
+
+    return from_dict(data, overrides)

@@ -1,0 +1,47 @@
+"""Preparing a config's dataset: the explicit step before training, tuning or benchmarking.
+
+``prepare_dataset(cfg)`` returns the shards' summary. When the shards folder is missing it
+writes the synthetic benchmark (synthetic configs only, when its videos are missing too) and
+preprocesses the videos with Ray Data; a real dataset whose videos are missing is an error that
+says so. ``dmt demo``, ``dmt train``, ``dmt tune`` and ``dmt bench`` call it before they start;
+training itself never writes data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline import config as config_mod
+from pipeline.data import reader
+
+
+def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
+    """Shards ready for ``cfg``: the existing ones, else synthesised and/or preprocessed now."""
+    paths = config_mod.data_paths(cfg.data)
+    if reader.is_shards_folder(paths.shards):
+        return reader.load_summary(paths.shards)
+    if not paths.videos.exists():
+        if cfg.data.format != "synth":
+            raise FileNotFoundError(f"data.videos: {paths.videos} does not exist")
+        from pipeline.synth import generate
+
+        say(f"[data] {paths.videos} missing: synthesising {cfg.data.synth.clips} clips "
+            f"into {paths.synth}")
+        generate(cfg.data.synth, paths.synth, progress=True)
+    from pipeline.data.preprocess import run_preprocess
+    from pipeline.ray_env import ensure_ray
+
+    say(f"[data] {paths.shards} missing: preprocessing {paths.videos} with Ray Data")
+    ensure_ray()
+    return run_preprocess(paths.videos, paths.shards, annotations=paths.annotations,
+                          fmt=cfg.data.format, lists=paths.lists, data=cfg.data,
+                          progress=True, config=config_mod.to_dict(cfg))
+
+
+def require_shards(cfg: config_mod.Config) -> dict[str, Any]:
+    """The summary of ``cfg``'s shards, or FileNotFoundError saying how to make them."""
+    shards = config_mod.data_paths(cfg.data).shards
+    if not reader.is_shards_folder(shards):
+        raise FileNotFoundError(f"{shards}: no preprocessed shards; run `dmt preprocess` (or "
+                                f"`dmt train`, which prepares synthetic data) first")
+    return reader.load_summary(shards)

@@ -1,0 +1,44 @@
+"""MLflow, and nothing else: the only package of the product that imports mlflow.
+
+The driver creates the run (params, tags, config artifact) and ends it; Train's rank-0 worker logs
+metrics and artifacts into that run by id through :class:`RunLogger`. Because Ray Train workers
+change directory, the tracking URI is resolved to an absolute one on the driver before any worker
+starts, and experiments on a local SQLite store get an absolute artifact folder beside the
+database (MLflow's own default, ``./mlruns``, would be relative to each worker's directory).
+"""
+
+from pipeline.tracking.runs import (
+    MAX_PARAM_LEN,
+    PACKAGES,
+    RunLogger,
+    git_commit,
+    job_submission_id,
+    package_versions,
+    reproducibility_tags,
+    start_run,
+)
+from pipeline.tracking.server import LocalServer
+from pipeline.tracking.store import (
+    PARENT_TAG,
+    SUBMISSION_TAG,
+    download_artifacts,
+    get_or_create_experiment,
+    get_run,
+    list_artifacts,
+    local_artifact_root,
+    metric_history,
+    resolve_tracking_uri,
+    run_link,
+    run_url,
+    runs_of_submission,
+    search_runs,
+    ui_command,
+)
+
+__all__ = [
+    "MAX_PARAM_LEN", "PACKAGES", "PARENT_TAG", "SUBMISSION_TAG", "LocalServer", "RunLogger",
+    "download_artifacts", "get_or_create_experiment", "get_run", "git_commit",
+    "job_submission_id", "list_artifacts", "local_artifact_root", "metric_history",
+    "package_versions", "reproducibility_tags", "resolve_tracking_uri", "run_link", "run_url",
+    "runs_of_submission", "search_runs", "start_run", "ui_command",
+]

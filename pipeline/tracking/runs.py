@@ -1,0 +1,139 @@
+"""Runs: creating one with its params and reproducibility tags, and logging into it by id
+(:class:`RunLogger`, safe to pickle into a Ray worker)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from pipeline.tracking.store import PARENT_TAG, SUBMISSION_TAG, get_or_create_experiment
+
+MAX_PARAM_LEN = 6000  # MLflow's limit for a param value
+PACKAGES = ("torch", "torchaudio", "torchvision", "ray", "mlflow", "decord2", "av", "pyarrow",
+            "numpy", "dmt-avsl")
+
+
+def git_commit(repo: str | os.PathLike | None = None) -> str:
+    """The checked-out commit (with ``-dirty`` when tracked files changed), or ``unknown``."""
+    cwd = repo or Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return os.environ.get("DMT_GIT_COMMIT", "unknown")
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+
+
+def job_submission_id() -> str:
+    """The Ray Jobs submission id of the job this process belongs to ('' outside a job):
+    ``DMT_SUBMISSION_ID`` (set by ``dmt submit``), else the id Ray hands a job's driver in
+    ``RAY_JOB_CONFIG_JSON_ENV_VAR`` (no public API exposes it; plain ``ray job submit``)."""
+    if os.environ.get("DMT_SUBMISSION_ID"):
+        return os.environ["DMT_SUBMISSION_ID"]
+    try:
+        meta = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")).get("metadata")
+        return str((meta or {}).get("job_submission_id") or "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+def reproducibility_tags(extra: dict[str, Any] | None = None) -> dict[str, str]:
+    tags = {"git_commit": git_commit()}
+    if job_submission_id():
+        tags[SUBMISSION_TAG] = job_submission_id()
+    tags.update({f"version.{k}": v for k, v in package_versions().items()})
+    for key, value in (extra or {}).items():
+        tags[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return tags
+
+
+def start_run(uri: str, experiment: str, run_name: str, params: dict[str, Any],
+              tags: dict[str, str] | None = None, parent_run_id: str | None = None) -> str:
+    """Create a run with its params and tags; return its id. Nothing is left 'active' globally."""
+    client = MlflowClient(uri)
+    exp_id = get_or_create_experiment(client, experiment, uri)
+    all_tags = dict(tags or {})
+    if parent_run_id:
+        all_tags[PARENT_TAG] = parent_run_id
+    run = client.create_run(exp_id, run_name=run_name, tags=all_tags)
+    run_id = run.info.run_id
+    plist = [Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in params.items()]
+    for i in range(0, len(plist), 100):  # MLflow caps a batch at 100 params
+        client.log_batch(run_id, params=plist[i:i + 100])
+    return run_id
+
+
+class RunLogger:
+    """Logs into an existing run by id; safe to build in a Ray worker (pickles as uri + id)."""
+
+    def __init__(self, uri: str, run_id: str):
+        self.uri, self.run_id = uri, run_id
+        self._client: MlflowClient | None = None
+
+    def __getstate__(self) -> dict:
+        return {"uri": self.uri, "run_id": self.run_id, "_client": None}
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = MlflowClient(self.uri)
+        return self._client
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        import time
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v == v]  # no NaN
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        plist = [Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in params.items()]
+        for i in range(0, len(plist), 100):
+            self.client.log_batch(self.run_id, params=plist[i:i + 100])
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_dict(self, data: dict, artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, data, artifact_file)
+
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_png(self, png_bytes: bytes, artifact_file: str) -> None:
+        """Log already-encoded PNG bytes under ``artifact_file`` (e.g. heatmaps/epoch_003.png)."""
+        folder, name = os.path.split(artifact_file)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            path.write_bytes(png_bytes)
+            self.client.log_artifact(self.run_id, str(path), folder or None)
+
+    def end(self, status: str = "FINISHED") -> None:
+        """status: FINISHED, FAILED or KILLED."""
+        self.client.set_terminated(self.run_id, status)

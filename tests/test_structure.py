@@ -1,0 +1,93 @@
+"""What lives where, checked on the source: the engine and the algorithm import no Ray, one
+package imports mlflow, one function starts Ray, one table names the methods, no module reaches
+into another's private names, and Ray internals only where no public API exists."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.methods import METHODS
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "pipeline"
+# Ray internals with no public equivalent, each commented at the import (see the modules)
+RAY_INTERNALS_ALLOWED = {"pipeline/ray_client.py": "ray._raylet",
+                         "pipeline/train/loop.py": "ray.train.v2._internal.execution"}
+
+
+def _modules() -> list[tuple[str, ast.Module]]:
+    return [(str(p.relative_to(REPO)), ast.parse(p.read_text()))
+            for p in sorted(PACKAGE.rglob("*.py"))]
+
+
+def _imports(tree: ast.Module) -> list[tuple[str, list[str]]]:
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.append((node.module, [a.name for a in node.names]))
+    return out
+
+
+def test_engine_algorithm_and_row_trainer_import_no_ray():
+    code = ("import sys\n"
+            "import pipeline.engine.loop, pipeline.engine.offline, pipeline.engine.heatmaps\n"
+            "import pipeline.engine.evaluation, pipeline.engine.batches, pipeline.engine.report\n"
+            "import pipeline.bench.runner, pipeline.dmt, pipeline.models, pipeline.methods\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'mlflow'}))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", f"imported: {out.stdout}"
+
+
+def test_only_the_tracking_package_imports_mlflow():
+    users = {path for path, tree in _modules() for module, _ in _imports(tree)
+             if module.split(".")[0] == "mlflow"}
+    assert users and all(p.startswith("pipeline/tracking/") for p in users), users
+
+
+def test_ray_is_started_in_one_place():
+    callers = set()
+    for path, tree in _modules():
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "init" and getattr(node.func.value, "id", "") == "ray"):
+                callers.add(path)
+    assert callers == {"pipeline/ray_env.py"}
+
+
+def test_method_names_are_written_only_in_the_method_table():
+    names = set(METHODS)
+    hits = set()
+    for path, tree in _modules():
+        progs = {id(k.value) for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 for k in node.keywords if k.arg == "prog"}  # the `dmt` program, not a method
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in names and id(node) not in progs:
+                hits.add(path)
+    assert hits == {"pipeline/methods.py"}, hits
+
+
+def test_no_module_imports_a_private_name_of_another():
+    bad = [(path, module, name) for path, tree in _modules()
+           for module, names in _imports(tree) if module.startswith("pipeline")
+           for name in names if name.startswith("_") and name != "__version__"]
+    assert not bad, bad
+
+
+def test_ray_internals_only_where_no_public_api_exists():
+    found = {}
+    for path, tree in _modules():
+        for module, _ in _imports(tree):
+            parts = module.split(".")
+            if parts[0] == "ray" and any(p.startswith("_") for p in parts):
+                found[path] = module
+    assert found == RAY_INTERNALS_ALLOWED
+    for path in found:  # each with the reason beside it
+        text = (REPO / path).read_text()
+        assert "No public API" in text, path
