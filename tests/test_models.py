@@ -13,7 +13,7 @@ from pipeline.models.heads import contrastive_loss, localization_map, similarity
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.parametrize("kind", ["small", "resnet18", "vggish", "soundnet"])
+@pytest.mark.parametrize("kind", ["small", "resnet18", "vggish", "vggish_bn", "soundnet"])
 def test_audio_backbones_give_unit_embeddings(kind):
     torch.manual_seed(0)
     net = build_audio(kind, dim=16, width=8).eval()
@@ -47,25 +47,6 @@ def test_visual_backbones_shapes():
         assert s.shape == (2, 16, 12, 12)
         assert torch.allclose(s.norm(dim=1), torch.ones(2, 12, 12), atol=1e-5)
         assert small(torch.rand(2, 3, 64, 64)).shape == (2, 16, 12, 12)  # resized to image_size
-
-
-def test_visual_weights_from_local_file(tmp_path):
-    from torchvision.models import resnet18
-
-    with pytest.raises(FileNotFoundError, match="visual_weights"):
-        build_visual("resnet18", 8, 8, 224, weights=str(tmp_path / "missing.pth"))
-    torch.manual_seed(3)
-    ref = resnet18(weights=None)
-    path = tmp_path / "r18.pth"
-    torch.save(ref.state_dict(), path)
-    enc = build_visual("resnet18", 8, 8, 224, weights=str(path))
-    assert torch.equal(enc.trunk[0].weight, ref.conv1.weight)
-    assert torch.equal(enc.trunk[7][1].conv2.weight, ref.layer4[1].conv2.weight)
-    torch.save({"bogus": torch.zeros(1)}, tmp_path / "bad.pth")
-    with pytest.raises(ValueError, match="not a ResNet-18"):
-        build_visual("resnet18", 8, 8, 224, weights=str(tmp_path / "bad.pth"))
-    with pytest.raises(ValueError):
-        build_visual("small", 8, 8, 96, weights=str(path))
 
 
 def test_build_model_and_split_audio_path():

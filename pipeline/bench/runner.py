@@ -30,6 +30,7 @@ from pipeline.engine.loop import (
     uses_unlabeled,
 )
 from pipeline.methods import VARIANTS
+from pipeline.models.pretrained import read_initial_weights
 
 HISTORY_KEYS = ("train/loss_total", "train/loss_sup", "train/loss_pseudo", "train/loss_con",
                 "train/kept", "train/filtered", "train/consensus_iou", "train/pseudo_iou_all",
@@ -74,7 +75,8 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
     torch.set_num_threads(threads)
     seed_everything(cfg.train.seed)
     state = make_state(cfg.model, cfg.dmt, cfg.optim, "cpu", seed=cfg.train.seed,
-                       sample_rate=cfg.data.sample_rate)
+                       sample_rate=cfg.data.sample_rate,
+                       init=read_initial_weights(cfg.model))
     rng = np.random.default_rng(cfg.train.seed * 7919 + 1)
     lab_idx, unl_idx = row_indices(clips, row, data_seed)
     labeled = endless_batches(clips, lab_idx, cfg.optim.batch_size, "gt", rng)

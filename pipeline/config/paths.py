@@ -23,7 +23,8 @@ class DataPaths:
 
 
 PATH_KEYS = ("data.root", "data.videos", "data.annotations", "data.lists", "data.shards",
-             "data.val_list", "model.visual_weights", "train.storage")
+             "data.val_list", "model.visual_weights", "model.audio_a_weights",
+             "model.audio_b_weights", "train.storage")
 
 
 def resolve_paths(cfg: Config, base: str | os.PathLike | None = None) -> Config:

@@ -21,7 +21,7 @@ def _f(default: Any, *, lo: float | None = None, hi: float | None = None,
     return field(default=default, metadata=meta)
 
 
-AUDIO_BACKBONES = ("small", "resnet18", "vggish", "soundnet")
+AUDIO_BACKBONES = ("small", "resnet18", "vggish", "vggish_bn", "soundnet")
 VISUAL_BACKBONES = ("small", "resnet18")
 METHODS = tuple(_methods.METHODS)
 EVAL_MODELS = _methods.ROLES
@@ -78,9 +78,12 @@ class ModelConfig:
     """The EZ-VSL-style network; A and B may use different audio backbones."""
 
     visual: str = _f("small", choices=VISUAL_BACKBONES)
-    visual_weights: str = _f("", help="local ImageNet ResNet-18 state dict (optional)")
+    visual_weights: str = _f("", help="local ImageNet ResNet-18 state dict (torchvision)")
     audio_a: str = _f("small", choices=AUDIO_BACKBONES)
     audio_b: str = _f("small", choices=AUDIO_BACKBONES)
+    audio_a_weights: str = _f("", help="local weights of audio_a (vggish: the PyTorch VGGish "
+                              "port; soundnet: converted SoundNet-8)")
+    audio_b_weights: str = _f("", help="local weights of audio_b (as audio_a_weights)")
     dim: int = _f(128, lo=1)
     width: int = _f(32, lo=4, help="channels of the small CNNs")
     temperature: float = _f(0.03, lo=1e-4, hi=10.0)

@@ -68,22 +68,28 @@ class DMTState:
 
 
 def make_state(model_cfg, dmt_cfg, optim_cfg, device: str | torch.device = "cpu",
-               seed: int = 0, sample_rate: int = 16000) -> DMTState:
+               seed: int = 0, sample_rate: int = 16000, init=None) -> DMTState:
     """Build the networks and the optimiser of ``dmt_cfg.method``.
 
     Pair k is initialised under ``torch.manual_seed(seed * 1000 + k)`` inside ``fork_rng`` (the
     global RNG is untouched), so A and B start differently even with the same backbones and the
     run is reproducible from ``seed``. The augmentation generator is seeded with ``seed``.
     ``sample_rate`` (of the ``audio`` waveforms, ``data.sample_rate``) sets the front-ends.
+    ``init``: released weights for a run that starts from scratch
+    (``models.pretrained.InitialWeights``: visual for every pair, audio_a / audio_b for pair
+    A / B); None when the state is about to be loaded from a checkpoint, which holds them all.
     """
     method = method_of(dmt_cfg.method)
     device = torch.device(device)
     audios = [model_cfg.audio_a, model_cfg.audio_b][: method.pairs]
     students = []
     for k, audio in enumerate(audios):
+        init_audio = getattr(init, ("audio_a", "audio_b")[k], None)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed * 1000 + k)
-            students.append(build_model(model_cfg, audio, sample_rate).to(device))
+            net = build_model(model_cfg, audio, sample_rate, getattr(init, "visual", None),
+                              init_audio)
+            students.append(net.to(device))
     teachers = []
     if method.teachers:
         for s in students:

@@ -11,12 +11,16 @@ __all__ = ["AVSLNet", "AudioBackbone", "build_audio", "build_model", "build_visu
            "contrastive_loss", "localization_map", "similarity"]
 
 
-def build_model(model_cfg, audio: str, sample_rate: int = 16000) -> AVSLNet:
-    """One network from a ``ModelConfig``; ``audio`` is the audio backbone (audio_a or audio_b).
+def build_model(model_cfg, audio: str, sample_rate: int = 16000, init_visual=None,
+                init_audio=None) -> AVSLNet:
+    """One network from a ``ModelConfig``; ``audio`` is the audio backbone (audio_a or audio_b);
+    ``init_visual`` / ``init_audio``: released weights (``pretrained.read_initial_weights``) or
+    None (random). Files are never read here: a network built from a checkpoint needs none.
 
     Initialisation uses the global torch RNG: seed it (or use ``torch.random.fork_rng``) before
     calling to get a reproducible network.
     """
     visual = build_visual(model_cfg.visual, model_cfg.dim, model_cfg.width, model_cfg.image_size,
-                          model_cfg.visual_weights)
-    return AVSLNet(visual, build_audio(audio, model_cfg.dim, model_cfg.width, sample_rate), audio)
+                          init_visual)
+    return AVSLNet(visual, build_audio(audio, model_cfg.dim, model_cfg.width, sample_rate,
+                                       init_audio), audio)

@@ -4,11 +4,16 @@ Encoders share one head: global max pool over the trunk's output (EZ-VSL's Adapt
 a linear layer to ``dim`` and L2 normalisation. Trunks:
 
 - ``resnet18``: torchvision ResNet-18 with a 1-channel stem over EZ-VSL's log spectrogram;
-- ``vggish``: the VGGish conv stack (64-M-128-M-256-256-M-512-512-M) over the whole log-mel
-  (B, 1, frames, 64) instead of 96-frame patches, with BatchNorm added because it trains from
-  scratch here; its 4096-4096-128 FC head is replaced by the shared max-pool + linear head;
-- ``soundnet``: SoundNet-8's 1-D conv stack over the waveform up to conv7 (1024 channels); conv8
-  (kernel 8) is dropped because at 16 kHz x 3 s conv7 leaves only 3 steps;
+- ``vggish``: the VGGish conv stack (64-M-128-M-256-256-M-512-512-M, 3x3 convs with bias, no
+  BatchNorm) in the layer layout of the PyTorch VGGish port, so its released weights load
+  (``pretrained``), over the whole log-mel (B, 1, frames, 64) instead of 96-frame patches; its
+  4096-4096-128 FC head is replaced by the shared max-pool + linear head;
+- ``vggish_bn``: the same stack with BatchNorm after every conv, for training from scratch
+  (without BatchNorm a 10-layer VGG trains slowly from random weights);
+- ``soundnet``: SoundNet-8's conv stack over the waveform up to conv7 (1024 channels), in the
+  block layout of the converted original (conv with bias, BatchNorm, ReLU, pools), as 1-D
+  convolutions; conv8 (kernel 8) is dropped because at 16 kHz x 3 s conv7 leaves only 3 steps.
+  The waveform is scaled to [-256, 256] as the original expects;
 - ``small``: four thin conv-bn-relu blocks (stride 16 overall) over a 64-bin log-mel, for CPUs.
 """
 
@@ -61,28 +66,38 @@ def resnet18_audio_trunk() -> tuple[nn.Module, int]:
     return trunk, 512
 
 
-def vggish_trunk() -> tuple[nn.Module, int]:
+VGGISH = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")
+
+
+def vggish_trunk(batch_norm: bool = False) -> tuple[nn.Module, int]:
+    """The VGGish stack; without BatchNorm its Sequential indices are the port's ``features``
+    indices (conv 0, 3, 6, 8, 11, 13), so the released weights load unchanged."""
     layers: list[nn.Module] = []
     cin = 1
-    for spec in (64, "M", 128, "M", 256, 256, "M", 512, 512, "M"):
+    for spec in VGGISH:
         if spec == "M":
             layers.append(nn.MaxPool2d(2, 2))
-        else:
+        elif batch_norm:
             layers.append(conv_bn_relu(cin, spec))
+            cin = spec
+        else:
+            layers += [nn.Conv2d(cin, spec, 3, padding=1), nn.ReLU(inplace=True)]
             cin = spec
     return nn.Sequential(*layers), 512
 
 
 def soundnet_trunk() -> tuple[nn.Module, int]:
-    def block(cin: int, cout: int, k: int, s: int, p: int, pool: int = 0) -> list[nn.Module]:
-        out = [nn.Conv1d(cin, cout, k, s, p, bias=False), nn.BatchNorm1d(cout), nn.ReLU(True)]
-        return out + ([nn.MaxPool1d(pool, pool)] if pool else [])
+    """SoundNet-8 conv1..conv7 as blocks ``Sequential(conv, bn, relu[, pool])``, the converted
+    original's layout (``convK.0`` / ``convK.1`` -> block ``K-1``): (B, 1, T) -> (B, 1024, T')."""
+    def block(cin: int, cout: int, k: int, s: int, p: int, pool: int = 0) -> nn.Sequential:
+        out = [nn.Conv1d(cin, cout, k, s, p), nn.BatchNorm1d(cout), nn.ReLU(True)]
+        return nn.Sequential(*out, *([nn.MaxPool1d(pool, pool)] if pool else []))
 
     return nn.Sequential(
-        *block(1, 16, 64, 2, 32, pool=8), *block(16, 32, 32, 2, 16, pool=8),
-        *block(32, 64, 16, 2, 8), *block(64, 128, 8, 2, 4),
-        *block(128, 256, 4, 2, 2, pool=4), *block(256, 512, 4, 2, 2),
-        *block(512, 1024, 4, 2, 2)), 1024
+        block(1, 16, 64, 2, 32, pool=8), block(16, 32, 32, 2, 16, pool=8),
+        block(32, 64, 16, 2, 8), block(64, 128, 8, 2, 4),
+        block(128, 256, 4, 2, 2, pool=4), block(256, 512, 4, 2, 2),
+        block(512, 1024, 4, 2, 2)), 1024
 
 
 def small_audio_trunk(width: int) -> tuple[nn.Module, int]:
@@ -94,17 +109,37 @@ def small_audio_trunk(width: int) -> tuple[nn.Module, int]:
         conv_bn_relu(width, 2 * width, 2), conv_bn_relu(2 * width, 2 * width, 1)), 2 * width
 
 
-def build_audio(kind: str, dim: int, width: int, sample_rate: int = 16000) -> AudioBackbone:
-    """``kind`` in ("small", "resnet18", "vggish", "soundnet")."""
-    if kind == "resnet18":
-        frontend, (trunk, ch) = EZVSLSpectrogram(sample_rate), resnet18_audio_trunk()
-    elif kind == "vggish":
-        frontend, (trunk, ch) = LogMel.vggish(sample_rate), vggish_trunk()
-    elif kind == "soundnet":
-        frontend, (trunk, ch) = Waveform(SOUNDNET_MIN_SAMPLES), soundnet_trunk()
-    elif kind == "small":
-        frontend, (trunk, ch) = LogMel(sample_rate), small_audio_trunk(width)
-    else:
+AUDIO_KINDS = ("small", "resnet18", "vggish", "vggish_bn", "soundnet")
+
+
+def audio_trunk(kind: str, width: int) -> tuple[nn.Module, int]:
+    """The trunk of an audio backbone and its output channels."""
+    trunks = {"resnet18": resnet18_audio_trunk, "vggish": vggish_trunk,
+              "vggish_bn": lambda: vggish_trunk(batch_norm=True), "soundnet": soundnet_trunk,
+              "small": lambda: small_audio_trunk(width)}
+    if kind not in trunks:
         raise ValueError(f"model.audio: unknown audio backbone {kind!r} "
-                         "(small, resnet18, vggish, soundnet)")
-    return AudioBackbone(frontend, AudioEncoder(trunk, ch, dim))
+                         f"({', '.join(AUDIO_KINDS)})")
+    return trunks[kind]()
+
+
+def audio_frontend(kind: str, sample_rate: int = 16000) -> nn.Module:
+    if kind == "resnet18":
+        return EZVSLSpectrogram(sample_rate)
+    if kind in ("vggish", "vggish_bn"):
+        return LogMel.vggish(sample_rate)
+    if kind == "soundnet":
+        return Waveform(SOUNDNET_MIN_SAMPLES, scale=256.0)
+    return LogMel(sample_rate)
+
+
+def build_audio(kind: str, dim: int, width: int, sample_rate: int = 16000,
+                init: dict[str, torch.Tensor] | None = None) -> AudioBackbone:
+    """``kind`` in :data:`AUDIO_KINDS`; ``init``: the released weights of a vggish or soundnet
+    trunk (``pretrained.read_initial_weights``)."""
+    trunk, ch = audio_trunk(kind, width)
+    if init is not None:
+        from pipeline.models.pretrained import load_trunk
+
+        load_trunk(trunk, kind, init)
+    return AudioBackbone(audio_frontend(kind, sample_rate), AudioEncoder(trunk, ch, dim))

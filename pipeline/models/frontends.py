@@ -89,13 +89,14 @@ class LogMel(nn.Module):
 
 
 class Waveform(nn.Module):
-    """SoundNet's input: the raw waveform (B, T) -> (B, 1, T'), padded to ``min_length``."""
+    """SoundNet's input: the raw waveform (B, T) -> (B, 1, T') times ``scale`` (the original
+    SoundNet reads samples in [-256, 256]), padded to ``min_length``."""
 
     time_axis, freq_axis = 2, None
 
-    def __init__(self, min_length: int):
+    def __init__(self, min_length: int, scale: float = 1.0):
         super().__init__()
-        self.min_length = min_length
+        self.min_length, self.scale = min_length, scale
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return pad_to(wave, self.min_length).unsqueeze(1)
+        return (pad_to(wave, self.min_length) * self.scale).unsqueeze(1)

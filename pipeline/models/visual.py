@@ -1,14 +1,12 @@
 """Visual encoders: frames (B, 3, S, S) in [0, 1] -> L2-normalised feature maps (B, dim, h, w).
 
 Two trunks: torchvision's ResNet-18 cut after ``layer4`` (7x7x512 at 224, the papers' choice,
-optionally with ImageNet weights read from a local file) and a small conv-bn-relu CNN at 1/8 of
-the input side for CPU runs. Both are followed by a 1x1 conv to ``dim`` and per-location L2
-normalisation, as in EZ-VSL.
+optionally initialised from an ImageNet state dict, see ``pretrained``) and a small
+conv-bn-relu CNN at 1/8 of the input side for CPU runs. Both are followed by a 1x1 conv to
+``dim`` and per-location L2 normalisation, as in EZ-VSL.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -41,30 +39,9 @@ def small_visual_trunk(width: int) -> tuple[nn.Module, int]:
     return trunk, 2 * width
 
 
-def load_resnet18_weights(net: nn.Module, path: str) -> None:
-    """Load an ImageNet ResNet-18 state dict from a local file (never downloads)."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"model.visual_weights: no file at {p} (expected a torchvision ResNet-18 state dict, "
-            "e.g. resnet18-f37072fd.pth saved locally; leave the key empty to train from scratch)")
-    state = torch.load(p, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    # fc.* may be absent (a headless checkpoint): it is cut off below anyway.
-    missing = [k for k in missing if not k.startswith("fc.")]
-    if missing or unexpected:
-        raise ValueError(f"model.visual_weights: {p} is not a ResNet-18 state dict "
-                         f"(missing {missing[:5]}, unexpected {list(unexpected)[:5]})")
-
-
-def resnet18_visual_trunk(weights: str = "") -> tuple[nn.Module, int]:
+def resnet18_visual_trunk() -> tuple[nn.Module, int]:
     """torchvision ResNet-18 up to ``layer4``: (B, 3, 224, 224) -> (B, 512, 7, 7)."""
     net = resnet18(weights=None)
-    if weights:
-        load_resnet18_weights(net, weights)
     trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
                           net.layer1, net.layer2, net.layer3, net.layer4)
     return trunk, 512
@@ -81,6 +58,7 @@ class VisualEncoder(nn.Module):
     def __init__(self, trunk: nn.Module, channels: int, dim: int, image_size: int):
         super().__init__()
         self.trunk = trunk
+        self.channels_last = False  # set by the GPU path (train.channels_last)
         self.proj = nn.Conv2d(channels, dim, kernel_size=1)
         self.image_size = image_size
         # Non-persistent: constants, not weights; kept out of checkpoints.
@@ -92,16 +70,23 @@ class VisualEncoder(nn.Module):
             frames = F.interpolate(frames, size=(self.image_size, self.image_size),
                                    mode="bilinear", align_corners=False, antialias=True)
         x = (frames - self.mean) / self.std
+        if self.channels_last:  # NHWC convolutions (tensor cores); the output stays a normal map
+            x = x.contiguous(memory_format=torch.channels_last)
         return F.normalize(self.proj(self.trunk(x)), dim=1)
 
 
 def build_visual(kind: str, dim: int, width: int, image_size: int,
-                 weights: str = "") -> VisualEncoder:
-    """``kind`` in ("small", "resnet18"); ``weights`` only applies to resnet18."""
+                 init: dict[str, torch.Tensor] | None = None) -> VisualEncoder:
+    """``kind`` in ("small", "resnet18"); ``init``: a torchvision ResNet-18 state dict
+    (``pretrained.read_initial_weights``), resnet18 only."""
     if kind == "resnet18":
-        trunk, ch = resnet18_visual_trunk(weights)
+        trunk, ch = resnet18_visual_trunk()
+        if init is not None:
+            from pipeline.models.pretrained import load_trunk
+
+            load_trunk(trunk, "resnet18", init, "model.visual_weights")
     elif kind == "small":
-        if weights:
+        if init is not None:
             raise ValueError("model.visual_weights is only valid with model.visual=resnet18")
         trunk, ch = small_visual_trunk(width)
     else:

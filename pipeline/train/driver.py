@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline import config as config_mod
 from pipeline.engine.heatmaps import heatmap_clips
+from pipeline.models.pretrained import read_initial_weights
 from pipeline.prepare import require_shards
 from pipeline.ray_env import ensure_ray
 from pipeline.train.data import build_datasets
@@ -115,6 +116,8 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
         cfg, uri = config_mod.from_dict(info["config"]), resume_uri or info["uri"]
         cfg.tracking.uri = uri
     summary = require_shards(cfg)
+    # the weights files are read (and checked) once, here, for a run from scratch
+    init = None if resume else read_initial_weights(cfg.model)
     ensure_ray()
     storage = config_mod.storage_dir(cfg)
     if resume:
@@ -139,7 +142,7 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
     shards = config_mod.data_paths(cfg.data).shards
     clips = heatmap_clips(shards, cfg.tracking.heatmaps)
     loop_config = {"config": config_mod.to_dict(cfg), "logger": logger, "heatmap_clips": clips,
-                   "eval_split": eval_split}
+                   "eval_split": eval_split, "init_weights": init}
     trainer = build_trainer(cfg, build_datasets(cfg, eval_split), loop_config, name, storage,
                             callbacks)
     say(f"[train] {cfg.dmt.method}: {cfg.train.num_workers} worker(s); run folder {run_path}")

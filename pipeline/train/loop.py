@@ -88,7 +88,8 @@ def _restore(state, checkpoint) -> int:
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     """Entry point of every Ray Train worker. ``loop_config``: ``config`` (the config as a dict),
-    ``logger`` (a RunLogger or None), ``heatmap_clips`` (rows), ``eval_split``."""
+    ``logger`` (a RunLogger or None), ``heatmap_clips`` (rows), ``eval_split``,
+    ``init_weights`` (``models.pretrained.InitialWeights`` or None)."""
     import ray.train
     import ray.train.torch
 
@@ -99,11 +100,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(cfg.train.threads or max(1, int(cfg.train.cpus_per_worker)))
     seed_everything(cfg.train.seed)  # identical initial networks on every worker
     device = ray.train.torch.get_device() if cfg.train.use_gpu else torch.device("cpu")
+    checkpoint = ray.train.get_checkpoint()
+    # released weights only for a run from scratch (read once on the driver); a checkpoint
+    # holds every weight, so a restarted worker on any node needs no file
+    init = loop_config.get("init_weights") if checkpoint is None else None
     state = make_state(cfg.model, cfg.dmt, cfg.optim, device, seed=cfg.train.seed,
-                       sample_rate=cfg.data.sample_rate)
+                       sample_rate=cfg.data.sample_rate, init=init)
     state.generator.manual_seed(cfg.train.seed * 1009 + rank)  # per-worker augmentation draws
     start_epoch = 0
-    if (checkpoint := ray.train.get_checkpoint()) is not None:
+    if checkpoint is not None:
         start_epoch = _restore(state, checkpoint)
     if world > 1:
         state.sync_buffers = average_buffers
