@@ -17,24 +17,32 @@ from pipeline.data import reader
 
 def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
     """Shards ready for ``cfg``: the existing ones, else synthesised and/or preprocessed now."""
+    from pipeline.data.inputs import FramesAudio
+    from pipeline.data.sources import resolve_sources
+
     paths = config_mod.data_paths(cfg.data)
     if reader.is_shards_folder(paths.shards):
         return reader.load_summary(paths.shards)
-    if not paths.videos.exists():
+    synthetic = not (cfg.data.videos or cfg.data.frames)
+    if synthetic and not paths.videos.exists():
         if cfg.data.format != "synth":
-            raise FileNotFoundError(f"data.videos: {paths.videos} does not exist")
+            raise FileNotFoundError(f"data.videos: {paths.videos} does not exist (set data.videos"
+                                    f", or data.frames and data.audio)")
         from pipeline.synth import generate
 
         say(f"[data] {paths.videos} missing: synthesising {cfg.data.synth.clips} clips "
             f"into {paths.synth}")
         generate(cfg.data.synth, paths.synth, progress=True)
+    sources = resolve_sources(cfg.data)
+    if not isinstance(sources.inputs, FramesAudio) and not sources.inputs.exists():
+        raise FileNotFoundError(f"data.videos: {sources.inputs} does not exist")
     from pipeline.data.preprocess import run_preprocess
     from pipeline.ray_env import ensure_ray
 
-    say(f"[data] {paths.shards} missing: preprocessing {paths.videos} with Ray Data")
+    say(f"[data] {paths.shards} missing: preprocessing with Ray Data; {sources.describe()}")
     ensure_ray()
-    return run_preprocess(paths.videos, paths.shards, annotations=paths.annotations,
-                          fmt=cfg.data.format, lists=paths.lists, data=cfg.data,
+    return run_preprocess(sources.inputs, paths.shards, annotations=sources.annotations,
+                          fmt=cfg.data.format, lists=sources.lists, data=cfg.data,
                           progress=True, config=config_mod.to_dict(cfg))
 
 

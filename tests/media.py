@@ -127,3 +127,49 @@ def write_text(path: str | Path, text: str = "this is not a video\n") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """16-bit PCM WAV of ``audio`` (channels, samples) float in [-1, 1], with the stdlib."""
+    import wave
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pcm = (np.clip(np.asarray(audio, np.float32), -1, 1) * 32767).round().astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(pcm.shape[0])
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm.T.tobytes())
+    return path
+
+
+def export_pair(video: str | Path, frames_dir: Path, audio_dir: Path, *, rate: int = 44100,
+                channels: int = 2, folder: bool = False, quality: int = 95) -> int:
+    """The field's pre-extracted layout of one video, made with PyAV: its middle frame as
+    ``frames/<id>.jpg`` (or, with ``folder``, every 5th frame as ``frames/<id>/NNNN.jpg``, the
+    middle frame in the middle of the folder) and its whole audio track as ``audio/<id>.wav``
+    at ``rate`` Hz with ``channels`` channels. Returns the middle frame's index."""
+    from PIL import Image
+
+    video = Path(video)
+    with av.open(str(video)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    with av.open(str(video)) as container:
+        layout = "mono" if channels == 1 else "stereo"
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        chunks = [o.to_ndarray() for f in container.decode(audio=0) for o in resampler.resample(f)]
+        chunks += [o.to_ndarray() for o in resampler.resample(None)]
+    middle = len(frames) // 2
+    if folder:
+        picks = sorted({middle + 5 * k for k in range(-2, 3) if 0 <= middle + 5 * k < len(frames)})
+        for n, index in enumerate(picks):
+            out = frames_dir / video.stem / f"{n:04d}.jpg"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(frames[index]).save(out, quality=quality)
+        assert picks[len(picks) // 2] == middle
+    else:
+        frames_dir.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(frames[middle]).save(frames_dir / f"{video.stem}.jpg", quality=quality)
+    write_wav(audio_dir / f"{video.stem}.wav", np.concatenate(chunks, axis=1), rate)
+    return middle

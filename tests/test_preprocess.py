@@ -196,7 +196,10 @@ def test_summary_accounts_for_every_input(ray_out):
     assert summary["missing"] == ["ghost_annotated", "ghost_labeled", "ghost_test"]
     assert summary["missing_by_split"] == {"annotations_only": 1, "labeled": 1, "test": 1}
     assert summary["splits"]["labeled"] == {"inputs": 2, "rows": 2, "quarantined": 0}
-    assert summary["splits"]["test"] == {"inputs": 3, "rows": 2, "quarantined": 1}
+    # no_audio is in the test list without a box: out of the test split before decoding
+    assert summary["splits"]["test"] == {"inputs": 2, "rows": 2, "quarantined": 0}
+    assert summary["without_box"] == {"test": {"count": 1, "ids": ["no_audio"],
+                                               "treated_as": "exclude"}}
     assert summary["schema_version"] == SCHEMA_VERSION
     assert summary["quarantine_reasons"]["unreadable container"] == 2
     assert summary["annotations"]["clipped_coordinates"] == 2

@@ -6,8 +6,15 @@ is malformed, go to OUT/quarantine.jsonl with the reason; ids named by the id li
 annotations without a video are listed under "missing" in OUT/summary.json. Interrupted runs
 resume where they stopped; a rerun of a finished one does nothing.
 
+Annotations and id lists come only from --annotations / --lists (or the config's data.*), or
+from a `dmt synth` input folder's own files; the first line printed says where they came from.
+A labeled or test id without a usable box is moved out of its split (data.labeled_without_box,
+data.test_without_box) and listed.
+
 Examples:
   dmt preprocess --config jobs/configs/demo.yaml
+  dmt preprocess --frames flickr/frames --audio flickr/audio --annotations flickr/Annotations \\
+      --format flickr --lists flickr/lists --out data/flickr/shards
   dmt preprocess --videos raw/vggss/videos --annotations metadata/vggss.json \\
       --format vggss --lists metadata/ --out data/vggss/shards
   dmt preprocess --videos clips.csv --out data/x/shards --engine local
@@ -22,6 +29,7 @@ from pathlib import Path
 
 from pipeline import config as config_mod
 from pipeline.commands.common import add_config_arguments, load_config
+from pipeline.data.inputs import FramesAudio
 
 HELP = "decode videos into Parquet shards with Ray Data"
 
@@ -32,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", metavar="DIR_OR_MANIFEST",
                         help="folder of videos, or a CSV/JSONL/Parquet manifest with a 'path' "
                              "column (and optional 'id') (data.videos)")
+    parser.add_argument("--frames", metavar="DIR",
+                        help="pre-extracted layout: frames/<id>.jpg or frames/<id>/*.jpg "
+                             "(data.frames; with --audio)")
+    parser.add_argument("--audio", metavar="DIR",
+                        help="pre-extracted layout: audio/<id>.wav, any rate and channels "
+                             "(data.audio; with --frames)")
     parser.add_argument("--out", metavar="SHARDS", help="output shards folder (data.shards)")
     parser.add_argument("--annotations", metavar="FILE_OR_DIR",
                         help="VGG-SS/synth JSON or Flickr XML folder (data.annotations)")
@@ -51,63 +65,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the whole summary as JSON")
 
 
-def _maybe(path: Path, explicit: bool, what: str) -> Path | None:
-    """An explicitly given path must exist; a default that does not exist means 'none'."""
-    if path.exists():
-        return path
-    if explicit:
-        raise FileNotFoundError(f"{what} not found: {path}")
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     from pipeline.data import AnnotationError, InputError, PreprocessError, run_preprocess
+    from pipeline.data.sources import resolve_sources
 
     cfg = load_config(args)
-    for flag, key in (("videos", "data.videos"), ("out", "data.shards"),
+    for flag, key in (("videos", "data.videos"), ("frames", "data.frames"),
+                      ("audio", "data.audio"), ("out", "data.shards"),
                       ("annotations", "data.annotations"), ("format", "data.format"),
                       ("lists", "data.lists")):
         value = getattr(args, flag)
         if value is not None:
             config_mod.set_key(cfg, key, value)
-    paths = config_mod.data_paths(cfg.data)
+    shards = config_mod.data_paths(cfg.data).shards
     try:
-        annotations = _maybe(paths.annotations, bool(cfg.data.annotations), "annotations")
-        lists = _maybe(paths.lists, bool(cfg.data.lists), "id-list folder")
-        if not paths.videos.exists():
-            raise FileNotFoundError(f"videos not found: {paths.videos} (set --videos or "
-                                    f"data.videos; `dmt synth` writes ROOT/synth/videos)")
-    except FileNotFoundError as exc:
+        sources = resolve_sources(cfg.data)
+        if not isinstance(sources.inputs, FramesAudio) and not sources.inputs.exists():
+            raise FileNotFoundError(f"videos not found: {sources.inputs} (set --videos or "
+                                    f"data.videos, or --frames and --audio; `dmt synth` writes "
+                                    f"ROOT/synth/videos)")
+    except (FileNotFoundError, InputError) as exc:
         print(f"dmt preprocess: {exc}", file=sys.stderr)
         return 2
-
     if args.engine == "ray":
         from pipeline.ray_env import ensure_ray
 
         ensure_ray(num_cpus=args.num_cpus)
-
-    print(f"preprocess: {paths.videos} -> {paths.shards} (format {cfg.data.format}, "
-          f"annotations {annotations or '-'}, lists {lists or '-'}, engine {args.engine})",
-          file=sys.stderr)
+    print(f"preprocess -> {shards} (format {cfg.data.format}, engine {args.engine}): "
+          f"{sources.describe()}", file=sys.stderr)
     try:
         summary = run_preprocess(
-            paths.videos, paths.shards, annotations=annotations, fmt=cfg.data.format,
-            lists=lists, data=cfg.data, engine=args.engine, force=args.force,
+            sources.inputs, shards, annotations=sources.annotations, fmt=cfg.data.format,
+            lists=sources.lists, data=cfg.data, engine=args.engine, force=args.force,
             progress=args.progress, config=config_mod.to_dict(cfg))
-    except (InputError, AnnotationError, PreprocessError) as exc:
+    except (InputError, AnnotationError, PreprocessError, ValueError) as exc:
         print(f"dmt preprocess: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
+    print_summary(summary, shards)
+    return 0
+
+
+def print_summary(summary: dict, shards: Path) -> None:
+    """The few lines a user reads after a run: counts, quarantine, ids without a box."""
     state = "up to date" if summary.get("up_to_date") else "done"
     print(f"{state}: {summary['inputs']} inputs -> {summary['rows']} rows, "
           f"{summary['quarantined']} quarantined, {summary['missing_count']} listed ids "
-          f"without a video; {len(summary['shards'])} shards, "
-          f"{summary['bytes_per_row'] / 1024:.1f} KiB per row -> {paths.shards}")
+          f"without a clip; {len(summary['shards'])} shards, "
+          f"{summary['bytes_per_row'] / 1024:.1f} KiB per row -> {shards}")
     if summary["quarantined"]:
         reasons = ", ".join(f"{k} {v}" for k, v in summary["quarantine_reasons"].items())
-        print(f"  quarantined ({reasons}): see {paths.shards / 'quarantine.jsonl'}")
+        print(f"  quarantined ({reasons}): see {shards / 'quarantine.jsonl'}")
+    for split, info in (summary.get("without_box") or {}).items():
+        shown = ", ".join(info["ids"][:5]) + (", ..." if info["count"] > 5 else "")
+        print(f"  {info['count']} {split} ids without a usable box -> {info['treated_as']} "
+              f"({shown}; all in summary.json)")
     for split, counts in summary["splits"].items():
         print(f"  {split:10s} {counts['rows']:7d} rows  {counts['quarantined']:5d} quarantined")
-    return 0

@@ -11,9 +11,12 @@ import dataclasses
 import typing
 from typing import Any
 
-import yaml
-
-from pipeline.config.files import CONFIG_DIR, find_config, load  # noqa: F401 (re-exported)
+from pipeline.config.files import (  # noqa: F401 (re-exported)
+    CONFIG_DIR,
+    find_config,
+    load,
+    pyyaml,
+)
 from pipeline.config.paths import (  # noqa: F401 (re-exported)
     PATH_KEYS,
     DataPaths,
@@ -129,10 +132,16 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key=value (e.g. dmt.tau=0.5)")
     key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{key}: cannot read value {raw!r}: {exc}") from None
+    yaml = pyyaml()
+    if yaml is None:  # a machine without PyYAML (the GPU check's image)
+        from pipeline.config.mini_yaml import scalar
+
+        value = scalar(raw)
+    else:
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{key}: cannot read value {raw!r}: {exc}") from None
     if value is None:
         value = ""
     return key.strip(), value
@@ -202,6 +211,8 @@ def from_flat(flat: dict[str, Any]) -> Config:
 
 
 def dump_yaml(cfg: Config) -> str:
+    import yaml
+
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
 from pipeline.config.schema import Config, ConfigError
 
 CONFIG_DIR = "jobs/configs"  # where the shipped configs live in the repository
@@ -20,6 +18,37 @@ def shipped_configs() -> Path:
     package = Path(__file__).resolve().parents[1]
     installed = package / "configs"
     return installed if installed.is_dir() else package.parent / CONFIG_DIR
+
+
+def pyyaml():
+    """PyYAML, or None where it is not installed (configs are then read by ``mini_yaml``)."""
+    try:
+        import yaml
+    except ImportError:
+        return None
+    return yaml
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML file as plain data (``safe_load``: no Python objects), with PyYAML or, where it
+    is missing, ``mini_yaml``; ConfigError naming the file when it cannot be read."""
+    yaml = pyyaml()
+    try:
+        if yaml is None:
+            from pipeline.config.mini_yaml import loads
+
+            return loads(path.read_text(), str(path)) or {}
+        data = yaml.safe_load(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - yaml.YAMLError and its subclasses
+        if yaml is not None and isinstance(exc, yaml.YAMLError):
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config sections, got "
+                          f"{type(data).__name__}")
+    return data or {}
 
 
 def find_config(spec: str | os.PathLike) -> Path:
@@ -45,10 +74,7 @@ def load(path: str | os.PathLike | None = None,
     data: dict = {}
     if path is not None:
         p = find_config(path)
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        data = read_yaml(p)
         data.setdefault("name", p.stem)
     from pipeline.config import from_dict
 

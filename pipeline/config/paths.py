@@ -22,7 +22,8 @@ class DataPaths:
     shards: Path
 
 
-PATH_KEYS = ("data.root", "data.videos", "data.annotations", "data.lists", "data.shards",
+PATH_KEYS = ("data.root", "data.videos", "data.frames", "data.audio", "data.annotations",
+             "data.lists", "data.shards",
              "data.val_list", "model.visual_weights", "model.audio_a_weights",
              "model.audio_b_weights", "train.storage")
 

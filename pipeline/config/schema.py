@@ -56,9 +56,18 @@ class DataConfig:
 
     root: str = _f("data/demo", help="folder of this dataset (synth/, shards/ below it)")
     videos: str = _f("", help="folder or manifest of videos (default: ROOT/synth/videos)")
-    annotations: str = _f("", help="VGG-SS JSON, Flickr XML folder or synth file")
+    frames: str = _f("", help="pre-extracted layout: folder of <id>.jpg or <id>/*.jpg frames")
+    audio: str = _f("", help="pre-extracted layout: folder of <id>.wav (any rate, channels)")
+    annotations: str = _f("", help="VGG-SS JSON, Flickr XML folder or synth file (default: "
+                          "none, or a dmt synth input folder's own)")
     format: str = _f("synth", choices=("synth", "vggss", "flickr"))
-    lists: str = _f("", help="folder of id lists (labeled.txt, unlabeled.txt, test.txt)")
+    lists: str = _f("", help="folder of id lists (labeled.txt, unlabeled.txt, test.txt; "
+                    "default: none, or a dmt synth input folder's own)")
+    labeled_without_box: str = _f("unlabeled", choices=("unlabeled", "exclude", "quarantine"),
+                                  help="a labeled-list id without a usable box")
+    test_without_box: str = _f("exclude", choices=("exclude", "quarantine"),
+                               help="a test-list id without a usable box (exclude: a row in "
+                                    "no split)")
     shards: str = _f("", help="preprocessed Parquet shards (default: ROOT/shards)")
     frame_time: float = _f(-1.0, help="seconds into the clip for the frame; -1: the middle")
     frame_short_side: int = _f(224, lo=32)
@@ -125,6 +134,10 @@ class OptimConfig:
 class TrainConfig:
     num_workers: int = _f(1, lo=0, help="Ray Train workers (0: in-process)")
     use_gpu: bool = _f(False)
+    precision: str = _f("fp32", choices=("fp32", "bf16", "fp16"),
+                        help="encoders under autocast (bf16/fp16; fp16 with a gradient scaler); "
+                             "maps, losses, optimiser and EMA stay fp32")
+    channels_last: bool = _f(False, help="NHWC visual encoders (faster convolutions on GPUs)")
     cpus_per_worker: float = _f(1.0, lo=0.01)
     placement_strategy: str = _f("PACK", choices=("PACK", "SPREAD", "STRICT_PACK",
                                                   "STRICT_SPREAD"),

@@ -29,20 +29,30 @@ def window_start(total: int, need: int, centre: int) -> int:
     return min(max(centre - need // 2, 0), total - need)
 
 
-def cut_window(track: np.ndarray, sr: int, centre_time: float, seconds: float
+def centre_sample(total: int, sr: int, centre_time: float | None) -> int:
+    """The window's centre in samples: ``centre_time`` seconds, or the middle of the track when
+    the frame's time is unknown (the frames+audio layout)."""
+    return total // 2 if centre_time is None else int(round(centre_time * sr))
+
+
+def cut_window(track: np.ndarray, sr: int, centre_time: float | None, seconds: float
                ) -> tuple[np.ndarray, float, bool]:
-    """(wave, offset, tiled) of a mono track (N,): the window centred on ``centre_time``, or the
-    track tiled from its start when it is shorter than the window (EZ-VSL's ``np.tile``)."""
+    """(wave, offset, tiled) of a mono track (N,): the window centred on ``centre_time`` (None:
+    the track's middle), or the track tiled from its start when it is shorter than the window
+    (EZ-VSL's ``np.tile``)."""
     need = int(round(seconds * sr))
     total = len(track)
     if total >= need:
-        start = window_start(total, need, int(round(centre_time * sr)))
+        start = window_start(total, need, centre_sample(total, sr, centre_time))
         return track[start:start + need], start / sr, False
     return np.tile(track, math.ceil(need / total))[:need], 0.0, True
 
 
-def read_audio_window(path: str, sr: int, centre_time: float, seconds: float) -> AudioWindow:
-    """The window by decord if it has the right sample count in one channel, else by PyAV."""
+def read_audio_window(path: str, sr: int, centre_time: float | None, seconds: float
+                      ) -> AudioWindow:
+    """The window around ``centre_time`` (None: the track's middle) by decord if it has the
+    right sample count in one channel, else by PyAV. Any container ffmpeg reads: a video's
+    audio track, or a WAV of any rate and channel count (resampled, downmixed)."""
     decord = import_decord()
     need = int(round(seconds * sr))
     why = ""
@@ -52,7 +62,7 @@ def read_audio_window(path: str, sr: int, centre_time: float, seconds: float) ->
         if total <= 0:
             raise ClipError("audio stream decodes to 0 samples")
         if total >= need:
-            start = window_start(total, need, int(round(centre_time * sr)))
+            start = window_start(total, need, centre_sample(total, sr, centre_time))
             raw = ar[start:start + need].asnumpy()
             wave, offset, tiled = raw, start / sr, False
         else:
@@ -74,7 +84,7 @@ def read_audio_window(path: str, sr: int, centre_time: float, seconds: float) ->
     return _pyav_audio(path, sr, centre_time, seconds, why)
 
 
-def _pyav_audio(path: str, sr: int, centre_time: float, seconds: float, why: str
+def _pyav_audio(path: str, sr: int, centre_time: float | None, seconds: float, why: str
                 ) -> AudioWindow:
     import av
 

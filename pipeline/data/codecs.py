@@ -28,6 +28,24 @@ def decode_jpeg(data: bytes) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
+def read_image(path) -> np.ndarray:
+    """A frame image file (JPEG, PNG) -> uint8 HxWx3 RGB, checked; ClipError naming why not."""
+    from PIL import Image, UnidentifiedImageError
+
+    from pipeline.data.media import ClipError
+
+    try:
+        with Image.open(path) as img:
+            frame = np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = text.replace(f" '{path}'", "").replace(f" {path}", "")  # the path is the row's
+        raise ClipError(f"unreadable frame image: {text[:120]}") from None
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
+        raise ClipError(f"frame image decodes to shape {frame.shape}, expected HxWx3")
+    return frame
+
+
 def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
     """Resize so min(H, W) == short_side, keeping the aspect ratio (bicubic)."""
     from PIL import Image

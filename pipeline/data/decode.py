@@ -40,7 +40,7 @@ from pipeline.data.media import ClipError, probe, short_error
 from pipeline.data.video_frame import read_frame
 
 __all__ = ["TRUNCATED_FRACTION", "ClipDecoder", "ClipError", "DecodeOptions", "decode_clip",
-           "make_row", "media_columns"]
+           "decode_pair", "make_row", "media_columns"]
 
 DEFAULT_SILENCE_RMS = 1e-4  # -80 dBFS; about 3 int16 steps
 # A file whose video and audio both decode to less than this fraction of the duration the
@@ -104,7 +104,36 @@ def decode_clip(path: str | Path, clip_id: str, opts: DecodeOptions) -> dict[str
         "num_frames": int(frame.num_frames),
         "source_sample_rate": facts.source_sample_rate,
         "source_channels": facts.source_channels,
-        "frame_decoder": frame.decoder, "audio_decoder": audio.decoder,
+        "frame_decoder": frame.decoder, "audio_decoder": audio.decoder, "audio_path": "",
+    })
+    return row
+
+
+FRAME_TIME_UNKNOWN = -1.0  # the frames+audio layout: the frame's time in the video is unknown
+
+
+def decode_pair(frame_path: str | Path, audio_path: str | Path, clip_id: str,
+                opts: DecodeOptions, frame_index: int = 0, frame_count: int = 1
+                ) -> dict[str, Any]:
+    """The frames+audio layout: one frame image and one audio file into the media columns of a
+    row (the same columns, checks and codecs as a video); raises :class:`ClipError`. The audio
+    window is centred on the middle of the track (the frame's time is unknown)."""
+    from pipeline.data.codecs import read_image
+
+    image = read_image(frame_path)
+    facts = probe(str(audio_path))
+    if not facts.has_audio:
+        raise ClipError(f"no audio stream in {Path(audio_path).name}")
+    audio = read_audio_window(str(audio_path), int(opts.sample_rate), None, opts.audio_seconds)
+    row = media_columns(image, audio.wave, opts)
+    row.update({
+        "id": clip_id, "path": str(frame_path), "audio_path": str(audio_path),
+        "frame_index": int(frame_index), "frame_time": FRAME_TIME_UNKNOWN,
+        "audio_offset": float(audio.offset), "audio_tiled": audio.tiled,
+        "duration": float(audio.track_seconds), "fps": 0.0, "num_frames": int(frame_count),
+        "source_sample_rate": facts.source_sample_rate,
+        "source_channels": facts.source_channels,
+        "frame_decoder": "pillow", "audio_decoder": audio.decoder,
     })
     return row
 
@@ -151,20 +180,26 @@ def make_row(item: dict[str, Any], opts: DecodeOptions) -> dict[str, Any]:
     if isinstance(ann, str):
         ann = json.loads(ann) if ann else {}
     row: dict[str, Any] = {name: None for name in schema.DECODED_SCHEMA.names}
-    row.update(id=str(item["id"]), path=str(item["path"]), split=str(item.get("split") or ""))
+    row.update(id=str(item["id"]), path=str(item["path"]),
+               audio_path=str(item.get("audio_path") or ""), split=str(item.get("split") or ""))
     row.update(_annotation_columns(ann))
     reason = item.get("error") or ann.get("error") or ""
     if not reason:
         try:
-            row.update(decode_clip(item["path"], row["id"], opts))
+            if item.get("audio_path"):
+                row.update(decode_pair(item["path"], item["audio_path"], row["id"], opts,
+                                       int(item.get("frame_index") or 0),
+                                       int(item.get("frame_count") or 1)))
+            else:
+                row.update(decode_clip(item["path"], row["id"], opts))
         except ClipError as exc:
             reason = exc.reason
         except Exception as exc:  # noqa: BLE001 - one bad clip must not stop the run
             reason = f"unexpected {type(exc).__name__}: {short_error(exc)}"
     if reason:
         for name in schema.DECODED_SCHEMA.names:
-            if name not in ("id", "path", "split", "category", "boxes", "boxes_256",
-                            "box_format", "has_boxes"):
+            if name not in ("id", "path", "audio_path", "split", "category", "boxes",
+                            "boxes_256", "box_format", "has_boxes"):
                 row[name] = None
         row["error"] = reason
     return row

@@ -44,6 +44,7 @@ from typing import Any
 
 from pipeline.data.decode import DecodeOptions
 from pipeline.data.engines import ShardSink, run_local, run_ray
+from pipeline.data.inputs import FramesAudio
 from pipeline.data.plan import Plan, build_plan, clip_key, fingerprint
 from pipeline.data.resume import (
     FRAGMENT_GLOB,
@@ -72,13 +73,14 @@ __all__ = [
 ]
 
 
-def run_preprocess(videos: str | Path, out: str | Path, *,
+def run_preprocess(videos: str | Path | FramesAudio, out: str | Path, *,
                    annotations: str | Path | None = None, fmt: str = "synth",
                    lists: str | Path | None = None, data: Any = None,
                    opts: DecodeOptions | None = None, engine: str = "ray",
                    force: bool = False, progress: bool = False,
                    num_cpus_per_task: float = 1.0, config: dict | None = None) -> dict[str, Any]:
-    """Decode every clip under ``videos`` into Parquet shards in ``out``; returns the summary.
+    """Decode every clip of ``videos`` (a folder or manifest of videos, or a
+    :class:`FramesAudio` layout) into Parquet shards in ``out``; returns the summary.
 
     ``data`` is a ``DataConfig`` (batch size, concurrency, rows per file and the decode options
     come from it; ``opts`` overrides the latter). ``engine="ray"`` uses Ray Data (``ray.init()``
@@ -97,7 +99,9 @@ def run_preprocess(videos: str | Path, out: str | Path, *,
     tmp = out.with_name(f".{out.name}.partial")
     t0 = time.perf_counter()
 
-    plan = build_plan(videos, annotations=annotations, fmt=fmt, lists=lists)
+    plan = build_plan(videos, annotations=annotations, fmt=fmt, lists=lists,
+                      labeled_without_box=getattr(data, "labeled_without_box", "unlabeled"),
+                      test_without_box=getattr(data, "test_without_box", "exclude"))
     fp = fingerprint(plan, opts, rows_per_file)
     t_plan = time.perf_counter() - t0
 

@@ -98,6 +98,15 @@ def split_ids(path: str | Path, split: str) -> list[str]:
     return sorted(table.column("id").to_pylist())
 
 
+def boxless_ids(path: str | Path, split: str) -> list[str]:
+    """Ids of ``split`` rows without a box: none in shards of this schema version (planning moves
+    them out of labeled and test); a guard against shards edited or written by hand, whose
+    empty ground-truth maps would teach and score "nothing sounds here"."""
+    table = shard_dataset(path).to_table(
+        columns=["id"], filter=(pads.field("split") == split) & ~pads.field("has_boxes"))
+    return sorted(table.column("id").to_pylist())
+
+
 def carve_validation(ids: list[str], fraction: float, seed: int) -> list[str]:
     """A seeded, order-independent choice of ``fraction`` of ``ids`` (at least one when
     fraction > 0, and always leaving one for training)."""

@@ -6,13 +6,16 @@ Parquet file's schema metadata (key ``dmt.schema_version``) and in ``summary.jso
 refuse shards of another version with a message that says to re-run ``dmt preprocess``.
 Bump :data:`SCHEMA_VERSION` whenever a column is added, removed, renamed or changes meaning.
 
-Schema version 2 -- one row per successfully decoded clip:
+Schema version 3 -- one row per successfully decoded clip:
 
 =================== ====================== =========================================================
 column              type                   meaning
 =================== ====================== =========================================================
 id                  string                 clip id: the file stem, or the manifest's ``id``
-path                string                 absolute path of the source video
+path                string                 absolute path of the source video, or of the frame image
+                                           (frames+audio layout)
+audio_path          string                 frames+audio layout: absolute path of the audio file;
+                                           ``""`` for videos
 split               string                 ``labeled`` / ``unlabeled`` / ``test`` from the id lists,
                                            ``""`` when the id is in no list
 category            string                 class name when the annotations give one (VGG-SS
@@ -22,8 +25,11 @@ frame_jpeg          binary                 the frame, RGB, JPEG (quality ``JPEG_
 frame_height        int32                  stored frame height in pixels
 frame_width         int32                  stored frame width in pixels
 frame_index         int32                  index of the decoded frame in the video
-                                           (``num_frames // 2`` unless ``data.frame_time >= 0``)
-frame_time          float64                presentation time of that frame, seconds
+                                           (``num_frames // 2`` unless ``data.frame_time >= 0``);
+                                           frames+audio: index in the per-id frame folder
+frame_time          float64                presentation time of that frame, seconds; -1 in the
+                                           frames+audio layout (unknown: the audio window is
+                                           centred on the middle of the track)
 audio               binary                 mono waveform, int16 little-endian PCM (x * 32767 of the
                                            float signal clipped to [-1, 1]), ``audio_samples`` long
 sample_rate         int32                  rate of ``audio`` (``data.sample_rate``)
@@ -52,16 +58,21 @@ source_height       int32                  original frame height
 source_sample_rate  int32                  original audio sample rate
 source_channels     int32                  original audio channels
 frame_decoder       string                 which decoder produced the frame: ``decord``, or
-                                           ``pyav`` when decord's frame failed the size check
+                                           ``pyav`` when decord's frame failed the size check;
+                                           ``pillow`` for a frame image
 audio_decoder       string                 which decoder produced the audio window: ``decord``,
                                            or ``pyav`` when decord's window failed its checks
 =================== ====================== =========================================================
 
-Version history: 2 added ``frame_decoder`` and ``audio_decoder``.
+Version history: 2 added ``frame_decoder`` and ``audio_decoder``; 3 added ``audio_path``
+(the frames+audio layout), and labeled / test rows always have a usable box.
 
 Boxes are stored for every clip the annotations cover (the synthetic benchmark annotates every
 clip, VGG-SS only its test clips): a semi-supervised loader must take boxes only from
-``split == "labeled"`` rows (and evaluate on ``"test"``), never from unlabeled ones. VGG-SS
+``split == "labeled"`` rows (and evaluate on ``"test"``), never from unlabeled ones. Every
+labeled and test row has a usable box: an id of those lists without one is moved out of its
+split at planning time (``data.labeled_without_box``, ``data.test_without_box``) and listed in
+``summary.json["without_box"]``. VGG-SS
 boxes that clipping turned inside out are stored with zero area (see ``formats``).
 
 Clips that fail are not in the shards: they are listed in ``quarantine.jsonl`` next to them
@@ -73,7 +84,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_NAME = "dmt-avsl/clips"
 VERSION_KEY = b"dmt.schema_version"
 NAME_KEY = b"dmt.schema"
@@ -86,6 +97,7 @@ SPEC_DTYPE = "<f2"
 _FIELDS = [
     pa.field("id", pa.string(), nullable=False),
     pa.field("path", pa.string()),
+    pa.field("audio_path", pa.string()),
     pa.field("split", pa.string()),
     pa.field("category", pa.string()),
     pa.field("frame_jpeg", pa.binary()),

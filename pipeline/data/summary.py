@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.data import schema
 from pipeline.data.decode import DecodeOptions
+from pipeline.data.inputs import FramesAudio
 from pipeline.data.media import PYAV
 from pipeline.data.plan import Plan, clip_key
 from pipeline.data.resume import (
@@ -126,6 +127,7 @@ def finalize(tmp: Path, plan: Plan, fp: str, meta: dict[str, Any]) -> dict[str, 
         "missing": plan.missing,
         "missing_count": len(plan.missing),
         "missing_by_split": plan.missing_by_split,
+        "without_box": plan.without_box,
         "annotations": plan.annotations,
         "lists": plan.lists,
         "shards": shards,
@@ -161,7 +163,8 @@ def run_meta(engine: str, done_keys: set[str], pending: list[dict[str, Any]],
         "decode_options": opts.to_dict(),
         "data_config": _jsonable(data),
         "config": config or {},
-        "inputs_source": str(Path(videos).resolve()),
+        "inputs_source": ({"frames": str(videos.frames), "audio": str(videos.audio)}
+                          if isinstance(videos, FramesAudio) else str(Path(videos).resolve())),
         "versions": _versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "timings": {"plan_s": round(t_plan, 3), "decode_write_s": round(t_decode, 3)},

@@ -16,6 +16,7 @@ A later issue may wrap ``students[i]`` in DistributedDataParallel; code here unw
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,16 +46,30 @@ class DMTState:
     # updated from each worker's own batch) equal on every worker before teachers follow them,
     # so teachers stay identical across workers. None in a single process.
     sync_buffers: Callable[[nn.Module], None] | None = None
+    # Mixed precision (train.precision): the encoders' forward passes run under autocast in
+    # this dtype; maps, losses, optimiser and EMA stay float32. fp16 adds a gradient scaler.
+    precision: str = "fp32"
+    scaler: Any = None  # torch.amp.GradScaler for fp16, else None
+    profile: bool = False  # step stats gain time_ema_s (device-synchronised)
+
+    def autocast(self):
+        """The context the encoders run in (a no-op in fp32)."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.precision])
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume (networks unwrapped from DDP, RNG, counters)."""
-        return {
+        out = {
             "method": self.method, "step": self.step, "stage": self.stage,
             "students": [unwrap(m).state_dict() for m in self.students],
             "teachers": [unwrap(m).state_dict() for m in self.teachers],
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
         }
+        if self.scaler is not None:
+            out["scaler"] = self.scaler.state_dict()
+        return out
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         if sd["method"] != self.method:
@@ -64,11 +79,18 @@ class DMTState:
                 unwrap(m).load_state_dict(msd)
         self.optimizer.load_state_dict(sd["optimizer"])
         self.generator.set_state(sd["generator"])
+        if self.scaler is not None and "scaler" in sd:
+            self.scaler.load_state_dict(sd["scaler"])
         self.step, self.stage = int(sd["step"]), int(sd["stage"])
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("fp32", *AUTOCAST_DTYPES)
+
+
 def make_state(model_cfg, dmt_cfg, optim_cfg, device: str | torch.device = "cpu",
-               seed: int = 0, sample_rate: int = 16000, init=None) -> DMTState:
+               seed: int = 0, sample_rate: int = 16000, init=None, precision: str = "fp32",
+               channels_last: bool = False) -> DMTState:
     """Build the networks and the optimiser of ``dmt_cfg.method``.
 
     Pair k is initialised under ``torch.manual_seed(seed * 1000 + k)`` inside ``fork_rng`` (the
@@ -78,7 +100,11 @@ def make_state(model_cfg, dmt_cfg, optim_cfg, device: str | torch.device = "cpu"
     ``init``: released weights for a run that starts from scratch
     (``models.pretrained.InitialWeights``: visual for every pair, audio_a / audio_b for pair
     A / B); None when the state is about to be loaded from a checkpoint, which holds them all.
+    ``precision``: fp32, bf16 or fp16 (see ``DMTState.autocast``); ``channels_last``: the visual
+    encoders run in NHWC memory format (faster convolutions on GPUs).
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"train.precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
     method = method_of(dmt_cfg.method)
     device = torch.device(device)
     audios = [model_cfg.audio_a, model_cfg.audio_b][: method.pairs]
@@ -89,6 +115,9 @@ def make_state(model_cfg, dmt_cfg, optim_cfg, device: str | torch.device = "cpu"
             torch.manual_seed(seed * 1000 + k)
             net = build_model(model_cfg, audio, sample_rate, getattr(init, "visual", None),
                               init_audio)
+            if channels_last:
+                net.visual.channels_last = True
+                net.visual.to(memory_format=torch.channels_last)
             students.append(net.to(device))
     teachers = []
     if method.teachers:
@@ -99,5 +128,6 @@ def make_state(model_cfg, dmt_cfg, optim_cfg, device: str | torch.device = "cpu"
     params = [p for s in students for p in s.parameters()]
     optimizer = torch.optim.AdamW(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay)
     generator = torch.Generator().manual_seed(seed)
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     return DMTState(dmt_cfg.method, students, teachers, optimizer, model_cfg, dmt_cfg, device,
-                    generator)
+                    generator, precision=precision, scaler=scaler)

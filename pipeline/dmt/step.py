@@ -10,6 +10,7 @@ labeled batches carry ``gt`` (B, 224, 224) (``metrics.gt_map``); unlabeled ones 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import torch
@@ -69,8 +70,9 @@ def teacher_maps(state: DMTState, batch: dict[str, Any],
     out = []
     for teacher, x in zip(state.teachers, inputs, strict=True):
         teacher.eval()
-        v, a = teacher(frames, x, audio_is_input=True)
-        out.append(localization_map(v, a, temp, SIZE))
+        with state.autocast():
+            v, a = teacher(frames, x, audio_is_input=True)
+        out.append(localization_map(v.float(), a.float(), temp, SIZE))  # maps in float32
     return out
 
 
@@ -128,7 +130,9 @@ def _student_loss(state: DMTState, student, frames, x, target, n_sup, keep, weig
     net, temp = unwrap(student), state.model_cfg.temperature
     fe = net.audio_frontend
     x = mask_audio_input(x, fe.time_axis, fe.freq_axis, cfg, state.generator)  # a masked copy
-    v, a = student(frames, x, audio_is_input=True)  # via forward: DDP-safe
+    with state.autocast():  # the encoders in train.precision; heads and losses in float32
+        v, a = student(frames, x, audio_is_input=True)  # via forward: DDP-safe
+    v, a = v.float(), a.float()
     con = contrastive_loss(v, a, temp)
     sup = pseudo = con.new_zeros(())
     if target is not None:
@@ -156,8 +160,14 @@ def _train_students(state: DMTState, cfg, frames, wave, target, n_sup, keep, wei
         total, p = _student_loss(state, student, frames, x, target, n_sup, keep, weights, cfg)
         totals.append(total)
         parts.append(p)
-    torch.stack(totals).sum().backward()
-    state.optimizer.step()
+    loss = torch.stack(totals).sum()
+    if state.scaler is not None:  # fp16: scale the loss so small gradients do not underflow
+        state.scaler.scale(loss).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+    else:
+        loss.backward()
+        state.optimizer.step()
     n = len(totals)
     stats = {"loss_total": sum(float(t.detach()) for t in totals) / n}
     for key in ("sup", "pseudo", "con"):
@@ -201,8 +211,7 @@ def dmt_step(state: DMTState, labeled_batch: dict[str, Any],
     wave = torch.cat([lab["audio"], unl["audio"]])
     if not method.teachers:  # EZ-VSL: contrastive on every clip
         stats = _train_students(state, cfg, frames, wave, None, n_lab, None, (0.0, 0.0, 1.0))
-        _follow_students(state, cfg)  # no teachers: only counts the step
-        return {**stats, **NO_PSEUDO}
+        return {**stats, **NO_PSEUDO, **_follow_students(state, cfg)}  # no teachers: counts
     inputs = audio_inputs(state, wave)  # shared by teachers (unlabeled rows) and students
     maps = teacher_maps(state, unl, [x[n_lab:] for x in inputs])
     label, keep, iou = make_pseudo_labels(maps, cfg)
@@ -210,8 +219,7 @@ def dmt_step(state: DMTState, labeled_batch: dict[str, Any],
     target = torch.cat([lab["gt"].float(), label.float()])
     weights = (cfg.lambda_sup, cfg.lambda_u, cfg.lambda_c)
     stats = _train_students(state, cfg, frames, wave, target, n_lab, keep, weights, inputs)
-    _follow_students(state, cfg)
-    return {**stats, **pstats}
+    return {**stats, **pstats, **_follow_students(state, cfg)}
 
 
 def _pairs(state: DMTState) -> list[tuple]:
@@ -237,20 +245,28 @@ def _labeled_terms(state: DMTState, lab: dict[str, Any], cfg) -> tuple:
     return lab["gt"], len(lab["frame"]), None, (cfg.lambda_sup, 0.0, cfg.lambda_c)
 
 
-def _follow_students(state: DMTState, cfg) -> None:
-    """End of a stage-2 step: EMA of every teacher towards its student (frozen if ema off)."""
+def _follow_students(state: DMTState, cfg) -> dict[str, float]:
+    """End of a stage-2 step: EMA of every teacher towards its student (frozen if ema off).
+    Returns ``time_ema_s`` (synchronised with the device) when ``state.profile`` is on."""
+    t0 = _synced_clock(state) if state.profile else 0.0
     if cfg.ema:
         for teacher, student in _synced_pairs(state):
             ema_update(teacher, student, cfg.ema_decay)
     state.step += 1
+    return {"time_ema_s": _synced_clock(state) - t0} if state.profile else {}
+
+
+def _synced_clock(state: DMTState) -> float:
+    if state.device.type == "cuda":
+        torch.cuda.synchronize(state.device)
+    return time.perf_counter()
 
 
 def _labeled_only_step(state: DMTState, lab: dict[str, Any], cfg) -> dict[str, float]:
     """A stage-2 step without unlabeled data (supervised; or no unlabeled batch given)."""
     terms = _labeled_terms(state, lab, cfg)
     stats = _train_students(state, cfg, lab["frame"], lab["audio"], *terms)
-    _follow_students(state, cfg)
-    return {**stats, **NO_PSEUDO}
+    return {**stats, **NO_PSEUDO, **_follow_students(state, cfg)}
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -275,8 +291,10 @@ def predict_maps(state: DMTState, batch: dict[str, Any], which: str = "teacher_m
         was_training = net.training
         net.eval()
         try:
-            v, a = net(b["frame"], b["audio"])
-            maps.append(localization_map(v, a, state.model_cfg.temperature, SIZE))
+            with state.autocast():
+                v, a = net(b["frame"], b["audio"])
+            maps.append(localization_map(v.float(), a.float(), state.model_cfg.temperature,
+                                         SIZE))
         finally:
             net.train(was_training)
     return torch.stack(maps).mean(dim=0)

@@ -66,6 +66,10 @@ def build_datasets(cfg: config_mod.Config, eval_split: str = "test") -> dict[str
     method = method_of(cfg.dmt.method)
     if reader.split_counts(shards)["labeled"] == 0 and method.reads_boxes:
         raise ValueError(f"{shards}: no labeled clips (split 'labeled'); check data.lists")
+    for split in ("labeled", eval_split if eval_split != "val" else "labeled"):
+        if bad := reader.boxless_ids(shards, split):
+            raise ValueError(f"{shards}: {len(bad)} {split} rows have no box (e.g. {bad[:3]}); "
+                             f"re-run `dmt preprocess`, which moves them out of the split")
     names = ["labeled"] + (["unlabeled"] if method.reads_unlabeled else []) + [eval_split]
     val_ids = validation_ids(cfg) if eval_split == "val" else None
     if eval_split == "val" and not val_ids:

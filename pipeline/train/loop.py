@@ -105,7 +105,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     # holds every weight, so a restarted worker on any node needs no file
     init = loop_config.get("init_weights") if checkpoint is None else None
     state = make_state(cfg.model, cfg.dmt, cfg.optim, device, seed=cfg.train.seed,
-                       sample_rate=cfg.data.sample_rate, init=init)
+                       sample_rate=cfg.data.sample_rate, init=init,
+                       precision=cfg.train.precision, channels_last=cfg.train.channels_last)
     state.generator.manual_seed(cfg.train.seed * 1009 + rank)  # per-worker augmentation draws
     start_epoch = 0
     if checkpoint is not None:
