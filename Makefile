@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Ray: one parquet footer reader on small machines; MLflow's file store is in maintenance mode.
 export RAY_DATA_PARQUET_FOOTER_NUM_ACTORS ?= 1
 
-.PHONY: demo test test-fast test-long test-cluster lint bench-preprocess bench-train bench-quality bench-quality-quick clean-data relock
+.PHONY: demo test test-fast test-long test-cluster lint bench-preprocess bench-train bench-quality bench-quality-quick clean-data relock gpu-check
 
 # constraints.txt pins every package to the version the suite passed with (see its header).
 $(STAMP): pyproject.toml constraints.txt
@@ -59,3 +59,8 @@ clean-data:
 
 test-cluster: $(STAMP)
 	$(PY) -m pytest tests -m cluster
+
+# On a CUDA machine (not part of `make test`): the paper config's step timed, bf16 vs fp32 maps.
+# Needs only torch, torchaudio, torchvision, numpy, pyarrow, pillow: `python jobs/benchmarks/gpu_check.py`.
+gpu-check: $(STAMP)
+	$(PY) jobs/benchmarks/gpu_check.py

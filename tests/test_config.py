@@ -11,6 +11,8 @@ import yaml
 
 from pipeline import config as C
 
+REPO = Path(__file__).resolve().parents[1]
+
 CONFIGS = Path(__file__).resolve().parents[1] / "jobs" / "configs"
 
 
@@ -120,3 +122,31 @@ def test_cli_prints_resolved_config_with_overrides(capsys):
     assert main(["config", "--config", str(CONFIGS / "smoke.yaml"), "--set", "dmt.tau=0.25"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["dmt"]["tau"] == 0.25 and printed["name"] == "smoke"
+
+
+def test_shipped_configs_read_the_same_without_pyyaml():
+    """mini_yaml (for machines without PyYAML) reads every shipped config as PyYAML does."""
+    import yaml
+
+    from pipeline.config.mini_yaml import loads
+
+    files = sorted((REPO / "jobs" / "configs").rglob("*.yaml"))
+    assert len(files) >= 14
+    for f in files:
+        assert loads(f.read_text(), str(f)) == yaml.safe_load(f.read_text()), f
+    with pytest.raises(ValueError, match="outside the supported YAML subset"):
+        loads("a:\n  - 1\n")
+    with pytest.raises(ValueError, match="not closed"):
+        loads("a: {b: 1,\n")
+
+
+def test_a_config_extends_another(tmp_path):
+    (tmp_path / "base.yaml").write_text("model: {dim: 16, width: 8}\ntrain: {seed: 3}\n")
+    (tmp_path / "leaf.yaml").write_text("extends: base.yaml\nmodel: {dim: 32}\n")
+    cfg = C.load(tmp_path / "leaf.yaml")
+    assert (cfg.model.dim, cfg.model.width, cfg.train.seed, cfg.name) == (32, 8, 3, "leaf")
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(C.ConfigError, match="loops back"):
+        C.load(tmp_path / "loop.yaml")
+    paper = C.load("paper/vggsound_144k_2k")
+    assert (paper.data.format, paper.model.audio_b, paper.optim.lr) == ("vggss", "soundnet", 1e-4)

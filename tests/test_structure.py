@@ -91,3 +91,21 @@ def test_ray_internals_only_where_no_public_api_exists():
     for path in found:  # each with the reason beside it
         text = (REPO / path).read_text()
         assert "No public API" in text, path
+
+
+def test_the_gpu_check_needs_only_torch_numpy_pyarrow_and_pillow():
+    """On a GPU image without Ray, MLflow, decord, PyAV or PyYAML, the check's imports resolve
+    and, with no CUDA device, it says so and exits 0 (the check itself is `make gpu-check`)."""
+    code = ("import sys\n"
+            "for name in ('ray', 'mlflow', 'decord', 'av', 'yaml'):\n"
+            "    sys.modules[name] = None  # import fails, as where it is not installed\n"
+            "sys.argv = ['gpu_check.py']\n"
+            "import runpy\n"
+            "ns = runpy.run_path('jobs/benchmarks/gpu_check.py', run_name='gpu_check')\n"
+            "import torch\n"
+            "torch.cuda.is_available = lambda: False\n"
+            "print('exit', ns['main']([]))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "no CUDA device here" in out.stdout and out.stdout.strip().endswith("exit 0")

@@ -51,6 +51,36 @@ def read_yaml(path: Path) -> dict:
     return data or {}
 
 
+EXTENDS = "extends"  # a config file may extend another (a path relative to its own folder)
+
+
+def merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``, section by section (nested mappings merge, values replace)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+def read_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A config file with the files it ``extends`` merged under it (shared settings live once:
+    e.g. ``paper/_common.yaml`` under each of the paper's configs)."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: 'extends' loops back to itself")
+    data = read_yaml(path)
+    base = data.pop(EXTENDS, None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: 'extends' must name one file, got {base!r}")
+    target = path.parent / base
+    if not target.is_file():
+        raise ConfigError(f"{path}: extends {base}, which is not a file ({target})")
+    return merge(read_with_bases(target, (*seen, path)), data)
+
+
 def find_config(spec: str | os.PathLike) -> Path:
     """A config file for ``--config``: an existing path as given, else a shipped config by name
     (``demo``, ``demo.yaml``, ``paper/flickr_4k``, or ``jobs/configs/demo.yaml`` from any
@@ -74,7 +104,7 @@ def load(path: str | os.PathLike | None = None,
     data: dict = {}
     if path is not None:
         p = find_config(path)
-        data = read_yaml(p)
+        data = read_with_bases(p)
         data.setdefault("name", p.stem)
     from pipeline.config import from_dict
 
