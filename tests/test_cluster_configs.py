@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from pipeline import config as C
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"
@@ -92,6 +95,25 @@ def _check_cluster_spec(spec: dict, where: str) -> None:
     assert gpu_groups, f"{where}: no GPU worker group"
     assert any(g["maxReplicas"] > g["minReplicas"] for g in gpu_groups), \
         f"{where}: the GPU group cannot autoscale"
+    labels = {g["groupName"]: C.label_selector(g["rayStartParams"].get("labels", ""))
+              for g in workers}
+    data = [g for g in workers if "nvidia.com/gpu" not in
+            _containers(g["template"])[0]["resources"]["limits"]]
+    assert data and all(labels[g["groupName"]] == DATA_NODES for g in data), where
+    for g in data:
+        _check_pod(g["template"], f"{where} {g['groupName']}", gpu=False)
+    assert all(labels[g["groupName"]] == GPU_NODES for g in gpu_groups), where
+
+
+DATA_NODES, GPU_NODES = {"dmt-role": "data"}, {"dmt-role": "gpu"}
+
+
+def _entry_config(entry: str) -> C.Config:
+    """The config a job entry point runs with: its --config and --set arguments."""
+    args = shlex.split(entry)
+    config = args[args.index("--config") + 1]
+    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    return C.load(REPO / config, sets)
 
 
 def test_kuberay_raycluster():
@@ -107,9 +129,13 @@ def test_kuberay_rayjob():
     spec = doc["spec"]
     entry = spec["entrypoint"]
     assert entry.startswith("python jobs/train.py --config jobs/configs/")
-    for option in ("data.root=/data/", "train.storage=/data/", "train.use_gpu=true",
-                   "train.num_workers=2"):
-        assert option in entry, option
+    cfg = _entry_config(entry)  # what the job runs: shared paths, GPUs, the node split
+    for key in ("data.root", "data.frames", "data.audio", "data.lists", "data.shards",
+                "train.storage"):
+        assert C.flatten(cfg)[key].startswith("/data/"), key
+    assert cfg.train.use_gpu and cfg.train.num_workers == 2
+    assert C.label_selector(cfg.data.nodes) == DATA_NODES
+    assert C.label_selector(cfg.train.worker_nodes) == GPU_NODES
     assert spec["shutdownAfterJobFinishes"] is True
     for key in ("ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit"):
         assert isinstance(spec[key], int) and spec[key] >= 0, key
@@ -141,8 +167,11 @@ def test_cluster_launcher_config():
     head = types[doc["head_node_type"]]
     assert head["node_config"]["InstanceType"] == "m5.2xlarge"
     workers = [t for name, t in types.items() if name != doc["head_node_type"]]
-    assert any(t["node_config"]["InstanceType"].startswith("g5.") and
-               t["min_workers"] <= t["max_workers"] for t in workers)
+    gpu = [t for t in workers if t["node_config"]["InstanceType"].startswith("g5.")]
+    cpu = [t for t in workers if t["node_config"]["InstanceType"].startswith("c6i.")]
+    assert gpu and cpu and all(t["min_workers"] <= t["max_workers"] for t in workers)
+    assert all(t["labels"] == GPU_NODES for t in gpu) and all(t["labels"] == DATA_NODES
+                                                              for t in cpu)
     assert doc["docker"]["image"] == f"rayproject/ray:{RAY_VERSION}-py311-gpu"
     assert any("pip install" in c for c in doc["setup_commands"])
     head_start = " ".join(doc["head_start_ray_commands"])

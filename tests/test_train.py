@@ -223,3 +223,22 @@ def test_resume_a_stopped_run_from_its_folder(smoke_base, tmp_path):
     assert "resuming" in resumed.stdout
     latest = ckpt_io.load(sorted(p for p in folder.glob("checkpoint_*") if p.is_dir())[-1])
     assert latest["epoch"] + 1 == cfg.train.stage1_epochs + cfg.train.stage2_epochs
+
+
+def test_data_and_training_workers_go_to_the_labeled_nodes(smoke_base):
+    """data.nodes / train.worker_nodes (Ray node labels) place Ray Data's tasks and Train's
+    workers: decoding on CPU nodes, training on GPU nodes (cluster/kuberay, cluster/aws.yaml)."""
+    from pipeline.train.data import build_datasets
+    from pipeline.train.driver import build_trainer
+
+    cfg = _with(smoke_base, "data.nodes=dmt-role=data", "train.worker_nodes=dmt-role=gpu,zone=a")
+    trainer = build_trainer(cfg, {}, {}, "labels", Path("/tmp/labels"))
+    assert trainer.scaling_config.label_selector == {"dmt-role": "gpu", "zone": "a"}
+    options = trainer.data_config._resolve_execution_options("labeled")  # what Train applies
+    assert options.label_selector == {"dmt-role": "data"} and options.preserve_order
+    import ray.data
+
+    build_datasets(_with(cfg, "data.nodes="), "test")  # the driver's own context follows
+    assert ray.data.DataContext.get_current().execution_options.label_selector is None
+    with pytest.raises(C.ConfigError, match="data.nodes"):
+        C.from_dict(C.to_dict(smoke_base), ["data.nodes=justakey"])

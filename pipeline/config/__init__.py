@@ -163,9 +163,26 @@ def _validate_relations(cfg: Config) -> None:
         raise ConfigError(f"data.synth.categories ({s.categories}) must be >= "
                           f"distractors_max + sounding objects ({needed}): every object in a "
                           f"scene has its own category")
+    for key, value in (("data.nodes", cfg.data.nodes), ("train.worker_nodes",
+                                                         cfg.train.worker_nodes)):
+        label_selector(value, key)
     if s.frame_size % 2:
         raise ConfigError(f"data.synth.frame_size: {s.frame_size} must be even (H.264)")
     bench_lists(cfg.bench)
+
+
+def label_selector(text: str, key: str = "label selector") -> dict[str, str] | None:
+    """``"dmt-role=data,zone=a"`` -> ``{"dmt-role": "data", "zone": "a"}`` (None when empty):
+    the Ray node labels (``ray start --labels``) a kind of work is placed on."""
+    if not text.strip():
+        return None
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.strip().partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ConfigError(f"{key}: {text!r}: expected key=value[,key=value...] node labels")
+        out[name.strip()] = value.strip()
+    return out
 
 
 def bench_lists(b: BenchConfig) -> tuple[list[str], list[str], list[float]]:

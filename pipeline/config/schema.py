@@ -77,6 +77,8 @@ class DataConfig:
     rows_per_file: int = _f(1000, lo=1)
     decode_concurrency: int = _f(2, lo=1, help="Ray Data decode tasks at once")
     decode_batch_size: int = _f(16, lo=1)
+    nodes: str = _f("", help="Ray node labels (key=value,...) of the nodes that run Ray Data "
+                    "(decoding, training streams); empty: any node")
     val_fraction: float = _f(0.25, lo=0.0, hi=0.9, help="labeled ids held out for tuning")
     val_list: str = _f("", help="id list of the validation split (default: val_fraction)")
     synth: SynthConfig = field(default_factory=SynthConfig)
@@ -142,6 +144,8 @@ class TrainConfig:
     placement_strategy: str = _f("PACK", choices=("PACK", "SPREAD", "STRICT_PACK",
                                                   "STRICT_SPREAD"),
                                  help="where Ray Train places the workers (SPREAD: across nodes)")
+    worker_nodes: str = _f("", help="Ray node labels (key=value,...) of the nodes that run the "
+                           "training workers; empty: any node")
     stage1_epochs: int = _f(5, lo=0)
     stage2_epochs: int = _f(10, lo=0)
     steps_per_epoch: int = _f(50, lo=1)

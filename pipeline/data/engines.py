@@ -52,15 +52,17 @@ def ShardSink(folder: str | Path, rows_per_file: int, block_rows: int = 1):  # n
 
 def run_ray(pending: list[dict[str, Any]], folder: Path, opts: DecodeOptions, *,
              batch_size: int, concurrency: int, rows_per_file: int, num_cpus: float,
-             progress: bool) -> None:
+             progress: bool, label_selector: dict[str, str] | None = None) -> None:
+    """Decode and write with Ray Data tasks (on the nodes ``label_selector`` names, if any)."""
     import ray
 
     from pipeline.ray_env import ensure_ray
 
     ensure_ray()
     ctx = ray.data.DataContext.get_current()
-    old_bars = ctx.enable_progress_bars
+    old_bars, old_labels = ctx.enable_progress_bars, ctx.execution_options.label_selector
     ctx.enable_progress_bars = progress
+    ctx.execution_options.label_selector = label_selector
     try:
         n_blocks = max(1, min(len(pending), -(-len(pending) // batch_size)))
         ds = ray.data.from_items(pending, override_num_blocks=n_blocks)
@@ -71,6 +73,7 @@ def run_ray(pending: list[dict[str, Any]], folder: Path, opts: DecodeOptions, *,
                           ray_remote_args={"num_cpus": min(num_cpus, 0.25)})
     finally:
         ctx.enable_progress_bars = old_bars
+        ctx.execution_options.label_selector = old_labels
 
 
 def run_local(pending: list[dict[str, Any]], folder: Path, opts: DecodeOptions, *,

@@ -138,8 +138,11 @@ def _decode(engine: str, pending: list[dict[str, Any]], folder: Path, opts: Deco
     batch_size = int(getattr(data, "decode_batch_size", 16))
     rows_per_file = int(getattr(data, "rows_per_file", 1000))
     if engine == "ray":
+        from pipeline.config import label_selector
+
         run_ray(pending, folder, opts, batch_size=batch_size,
                 concurrency=int(getattr(data, "decode_concurrency", 2)),
-                rows_per_file=rows_per_file, num_cpus=num_cpus, progress=progress)
+                rows_per_file=rows_per_file, num_cpus=num_cpus, progress=progress,
+                label_selector=label_selector(getattr(data, "nodes", "")))
     else:
         run_local(pending, folder, opts, batch_size=batch_size, rows_per_file=rows_per_file)

@@ -62,6 +62,8 @@ def build_datasets(cfg: config_mod.Config, eval_split: str = "test") -> dict[str
     # the same seed then gives the same batches (without it two runs of one config differed
     # from the first epoch on, and Tune trials compared noise from the data order).
     ctx.execution_options.preserve_order = True
+    # decoding on the CPU nodes (data.nodes), apart from the GPU training workers
+    ctx.execution_options.label_selector = config_mod.label_selector(cfg.data.nodes)
     shards = config_mod.data_paths(cfg.data).shards
     method = method_of(cfg.dmt.method)
     if reader.split_counts(shards)["labeled"] == 0 and method.reads_boxes:

@@ -46,27 +46,28 @@ def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config:
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config,
-        scaling_config=ray.train.ScalingConfig(num_workers=cfg.train.num_workers,
-                                               use_gpu=cfg.train.use_gpu,
-                                               resources_per_worker=resources,
-                                               placement_strategy=cfg.train.placement_strategy),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
+            resources_per_worker=resources, placement_strategy=cfg.train.placement_strategy,
+            label_selector=config_mod.label_selector(cfg.train.worker_nodes)),
         run_config=ray.train.RunConfig(
             name=name, storage_path=str(storage), callbacks=callbacks or None,
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
         datasets=datasets,
-        dataset_config=ray.train.DataConfig(execution_options=_ordered_ingest()),
+        dataset_config=ray.train.DataConfig(execution_options=_ordered_ingest(cfg)),
     )
 
 
-def _ordered_ingest():
-    """Train's default ingest options for the worker shards, plus ``preserve_order`` (set here
-    on the driver: Train resolves its defaults in its controller, whose Ray Data context is not
-    this one)."""
+def _ordered_ingest(cfg: config_mod.Config):
+    """Train's default ingest options for the worker shards, plus ``preserve_order`` and the
+    data nodes' labels (set here on the driver: Train resolves its defaults in its controller,
+    whose Ray Data context is not this one)."""
     import ray.train
 
     options = ray.train.DataConfig.default_ingest_options()
     options.preserve_order = True
+    options.label_selector = config_mod.label_selector(cfg.data.nodes)
     return options
 
 
