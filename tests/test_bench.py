@@ -171,3 +171,23 @@ def test_quick_benchmark_runs_tracks_resumes_and_its_checkpoints_reproduce(
     again = run_quality(cfg, tmp_path / "bench", say=print)
     assert "4 already in" in capsys.readouterr().out
     assert again.parent_run_id == out.parent_run_id
+
+
+def test_no_clip_is_twice_in_a_step_when_streams_share_clips():
+    """EZ-VSL reads every pool clip on both streams: its two batches per step come from one
+    shuffled pass, so a step never holds a clip twice (a false negative for the contrastive
+    loss); disjoint streams (DMT) stay independent."""
+    from pipeline.bench.runner import row_indices, row_streams
+
+    clips = _arrays(120, 20)
+    cfg = C.load(REPO / "jobs/configs/bench.yaml", ["optim.batch_size=32"])
+    for method, overlap in (("ezvsl", True), ("dmt", False)):
+        row = BenchRow(method, 0.1, 0, ("A",))
+        lab_idx, unl_idx = row_indices(clips, row, 0)
+        assert bool(np.intersect1d(lab_idx, unl_idx).size) == overlap
+        cfg.dmt.method = method
+        labeled, unlabeled = row_streams(clips, cfg, lab_idx, unl_idx,
+                                         np.random.default_rng(0))
+        for _ in range(40):
+            ids = list(next(labeled)["id"]) + list(next(unlabeled)["id"])
+            assert len(ids) == len(set(ids)) == (64 if overlap else 10 + 32), method

@@ -99,6 +99,43 @@ def endless_batches(clips: ClipArrays, indices: np.ndarray, batch_size: int,
             yield batch_of(clips, order[start:start + size], map_key)
 
 
+class JointBatches:
+    """Labeled and unlabeled batches for index sets that overlap (EZ-VSL reads every pool clip
+    on both streams): each step's two batches are cut from one shuffled pass, so no clip is
+    twice in a step's contrastive batch (a duplicate is a false negative). ``labeled()`` and
+    ``unlabeled()`` are the two streams ``run_epoch`` draws from, one batch each per step."""
+
+    def __init__(self, clips: ClipArrays, indices: np.ndarray, n_lab: int, n_unl: int,
+                 lab_key: str | None, unl_key: str | None, rng: np.random.Generator):
+        if n_lab + n_unl > len(indices):
+            raise ValueError(f"{len(indices)} clips cannot fill a step of {n_lab} + {n_unl} "
+                             f"distinct clips")
+        self.clips, self.indices, self.rng = clips, indices, rng
+        self.n_lab, self.n_unl, self.keys = n_lab, n_unl, (lab_key, unl_key)
+        self._order, self._pos, self._pending = np.empty(0, int), 0, None
+
+    def _draw(self) -> tuple[dict, dict]:
+        step = self.n_lab + self.n_unl
+        if self._pos + step > len(self._order):  # a new pass (the incomplete tail dropped)
+            self._order, self._pos = self.rng.permutation(self.indices), 0
+        chunk = self._order[self._pos:self._pos + step]
+        self._pos += step
+        return (batch_of(self.clips, chunk[:self.n_lab], self.keys[0]),
+                batch_of(self.clips, chunk[self.n_lab:], self.keys[1]))
+
+    def labeled(self) -> Iterator[dict]:
+        while True:
+            lab, self._pending = self._draw()
+            yield lab
+
+    def unlabeled(self) -> Iterator[dict]:
+        while True:
+            if self._pending is None:
+                _, self._pending = self._draw()
+            out, self._pending = self._pending, None
+            yield out
+
+
 def ordered_batches(clips: ClipArrays, indices: np.ndarray, batch_size: int,
                     map_key: str = "gt") -> Iterator[dict]:
     """One pass in order (evaluation), the last batch possibly smaller."""

@@ -10,13 +10,20 @@ inflate wall time.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
 from pipeline import config as config_mod
-from pipeline.bench.memory import ClipArrays, endless_batches, labeled_subset, ordered_batches
+from pipeline.bench.memory import (
+    ClipArrays,
+    JointBatches,
+    endless_batches,
+    labeled_subset,
+    ordered_batches,
+)
 from pipeline.bench.plan import BenchRow
 from pipeline.dmt.state import make_state
 from pipeline.engine import evaluation
@@ -53,6 +60,21 @@ def row_indices(clips: ClipArrays, row: BenchRow, data_seed: int
     return labeled, np.setdiff1d(pool, labeled)
 
 
+def row_streams(clips: ClipArrays, cfg, lab_idx: np.ndarray, unl_idx: np.ndarray,
+             rng: np.random.Generator) -> tuple[Iterator[dict], Iterator[dict] | None]:
+    """The labeled and unlabeled batch streams of a row; streams over overlapping clips are
+    drawn jointly (``JointBatches``), so no clip appears twice in a step."""
+    n_lab, n_unl = cfg.optim.batch_size, unlabeled_batch_size(cfg)
+    if not (len(unl_idx) and uses_unlabeled(cfg)):  # the same rule as the Ray Train loop
+        return endless_batches(clips, lab_idx, n_lab, "gt", rng), None
+    if np.intersect1d(lab_idx, unl_idx).size:
+        joint = JointBatches(clips, np.union1d(lab_idx, unl_idx), n_lab, n_unl, "gt",
+                             "true_map", rng)
+        return joint.labeled(), joint.unlabeled()
+    return (endless_batches(clips, lab_idx, n_lab, "gt", rng),
+            endless_batches(clips, unl_idx, n_unl, "true_map", rng))
+
+
 def _history_entry(epoch: int, stage: int, metrics: dict[str, float], cpu_s: float
                    ) -> dict[str, float]:
     entry = {"epoch": epoch + 1, "stage": stage, "cpu_s": cpu_s}
@@ -79,11 +101,7 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
                        init=read_initial_weights(cfg.model))
     rng = np.random.default_rng(cfg.train.seed * 7919 + 1)
     lab_idx, unl_idx = row_indices(clips, row, data_seed)
-    labeled = endless_batches(clips, lab_idx, cfg.optim.batch_size, "gt", rng)
-    n_unl = unlabeled_batch_size(cfg)
-    unlabeled = None
-    if len(unl_idx) and uses_unlabeled(cfg):  # the same rule as the Ray Train loop
-        unlabeled = endless_batches(clips, unl_idx, n_unl, "true_map", rng)
+    labeled, unlabeled = row_streams(clips, cfg, lab_idx, unl_idx, rng)
     to_device = lambda b: to_torch(b, state.device)  # noqa: E731
     history: list[dict[str, float]] = []
     cpu0, wall0 = time.process_time(), time.perf_counter()

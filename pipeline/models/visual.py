@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet18
 
+SMALL_STRIDES, RESNET18_STRIDES = 3, 5  # stride-2 stages of each trunk
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -53,11 +54,21 @@ class VisualEncoder(nn.Module):
     Frames whose side differs from ``image_size`` are resized (bilinear, antialiased) first, so
     the network always runs at the configured resolution. ImageNet normalisation happens here so
     every caller feeds plain [0, 1] images. Gradients flow to the trunk and the 1x1 projection.
+
+    Symmetric sampling: a stride-2 layer with padding 1 on an even side n samples windows
+    [2i-1, 2i+1], so its first output sees the zero padding above the image and its last one no
+    padding below: every stride-2 stage adds a top/left edge the network can learn to detect
+    (the demo's maps lit up their top rows; flips hide the left one). Frames are reflect-padded
+    by ``pad`` pixels right and bottom to a side of ``1 mod 2**strides``, so every stage's input
+    side is odd and its windows meet the padding equally at both edges (96 -> 97: 13x13 features;
+    224 -> 225: 8x8 for ResNet-18).
     """
 
-    def __init__(self, trunk: nn.Module, channels: int, dim: int, image_size: int):
+    def __init__(self, trunk: nn.Module, channels: int, dim: int, image_size: int,
+                 strides: int = 0):
         super().__init__()
         self.trunk = trunk
+        self.pad = (1 - image_size) % (2 ** strides) if strides else 0
         self.channels_last = False  # set by the GPU path (train.channels_last)
         self.proj = nn.Conv2d(channels, dim, kernel_size=1)
         self.image_size = image_size
@@ -70,6 +81,8 @@ class VisualEncoder(nn.Module):
             frames = F.interpolate(frames, size=(self.image_size, self.image_size),
                                    mode="bilinear", align_corners=False, antialias=True)
         x = (frames - self.mean) / self.std
+        if self.pad:
+            x = F.pad(x, (0, self.pad, 0, self.pad), mode="reflect")
         if self.channels_last:  # NHWC convolutions (tensor cores); the output stays a normal map
             x = x.contiguous(memory_format=torch.channels_last)
         return F.normalize(self.proj(self.trunk(x)), dim=1)
@@ -80,7 +93,7 @@ def build_visual(kind: str, dim: int, width: int, image_size: int,
     """``kind`` in ("small", "resnet18"); ``init``: a torchvision ResNet-18 state dict
     (``pretrained.read_initial_weights``), resnet18 only."""
     if kind == "resnet18":
-        trunk, ch = resnet18_visual_trunk()
+        (trunk, ch), strides = resnet18_visual_trunk(), RESNET18_STRIDES
         if init is not None:
             from pipeline.models.pretrained import load_trunk
 
@@ -88,7 +101,7 @@ def build_visual(kind: str, dim: int, width: int, image_size: int,
     elif kind == "small":
         if init is not None:
             raise ValueError("model.visual_weights is only valid with model.visual=resnet18")
-        trunk, ch = small_visual_trunk(width)
+        (trunk, ch), strides = small_visual_trunk(width), SMALL_STRIDES
     else:
         raise ValueError(f"model.visual: unknown visual backbone {kind!r} (small, resnet18)")
-    return VisualEncoder(trunk, ch, dim, image_size)
+    return VisualEncoder(trunk, ch, dim, image_size, strides)

@@ -22,8 +22,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from pipeline.config import ConfigError
-
 CENTRE_CIOU_MAX = 0.35  # sounding boxes: the centre prior's cIoU on them, at most (if possible)
 CENTRE_FALLBACK_QUANTILE = 0.10  # else: the most off-centre 10% of the places the box fits
 MARGIN = 2  # pixels kept free along the frame's edges at the middle frame
@@ -119,9 +117,14 @@ def place(rng: np.random.Generator, w: int, h: int, size: int, *, sounders: Occu
     return MARGIN + int(i), MARGIN + int(j)
 
 
+class NoPlace(Exception):
+    """This layout has no free place left for a box: the scene is drawn again (``scene.py``)."""
+
+
 def place_shrinking(rng: np.random.Generator, area: float, size: int, *, sounders: Occupancy,
                     distractors: Occupancy, sounding: bool) -> tuple[int, int, int, int]:
-    """``(x, y, w, h)`` of a box of about ``area``, shrunk until it finds a free place."""
+    """``(x, y, w, h)`` of a box of about ``area``, shrunk until it finds a free place; NoPlace
+    when even the shrunk box has none (the boxes placed before it took the room)."""
     for _ in range(MAX_SHRINKS):
         w, h = box_size(rng, area, size)
         pos = place(rng, w, h, size, sounders=sounders, distractors=distractors,
@@ -129,7 +132,6 @@ def place_shrinking(rng: np.random.Generator, area: float, size: int, *, sounder
         if pos is not None:
             return pos[0], pos[1], w, h
         area *= SHRINK
-    raise ConfigError(f"data.synth.area_max: no free place for a box of area {area:.3f} in a "
-                      f"{size}px frame; lower data.synth.area_max or data.synth.distractors_max")
+    raise NoPlace(f"no free place for a box of area {area:.3f} in a {size}px frame")
 
 

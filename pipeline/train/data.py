@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from pipeline import config as config_mod
 from pipeline.data import reader
 from pipeline.engine.batches import MAP_KEY, ToTrainingBatch
@@ -88,21 +90,41 @@ def build_datasets(cfg: config_mod.Config, eval_split: str = "test") -> dict[str
     return datasets
 
 
-def cycle_batches(shard, batch_size: int, name: str, seed: int = 0) -> Iterator[dict]:
-    """Endless batches from a Ray Train dataset shard; a new pass starts when one ends.
+SHUFFLE_WINDOW = 256  # rows shuffled together (a local shuffle: memory stays bounded)
 
-    Every worker consumes its shard at the same rate (one batch per step), so the passes of the
-    streaming split stay in step across workers.
+
+def cycle_batches(shard, batch_size: int, name: str, seed: int = 0,
+                  window: int = SHUFFLE_WINDOW) -> Iterator[dict]:
+    """Endless shuffled batches from a Ray Train dataset shard; a new pass starts when one ends.
+
+    The shuffle is ours and depends only on the rows' order and the seed: rows arrive in file
+    order (``preserve_order``) in windows of exactly ``window`` rows, each permuted by a seeded
+    RNG, then cut into batches (the remainder carries over). Ray's own local shuffle samples
+    from whatever blocks have arrived, and where Ray Data cuts blocks varies from run to run:
+    the same seed then gave different stage-2 runs. Every worker consumes its shard at the same
+    rate (one batch per step), so the passes of the streaming split stay in step across workers.
     """
     epoch = 0
     while True:
-        got = 0
-        for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy",
-                                        prefetch_batches=2, local_shuffle_buffer_size=256,
-                                        local_shuffle_seed=seed + epoch):
-            got += 1
-            yield batch
-        if got == 0:
+        rng = np.random.default_rng([seed, epoch])
+        carry: dict[str, np.ndarray] | None = None
+        rows = 0
+        for block in shard.iter_batches(batch_size=window, batch_format="numpy",
+                                        prefetch_batches=2):
+            n = len(next(iter(block.values())))
+            rows += n
+            perm = rng.permutation(n)
+            block = {k: np.asarray(v)[perm] for k, v in block.items()}
+            if carry is not None:
+                block = {k: np.concatenate([carry[k], v]) for k, v in block.items()}
+            n = len(next(iter(block.values())))
+            full = n - n % batch_size
+            for start in range(0, full, batch_size):
+                yield {k: v[start:start + batch_size] for k, v in block.items()}
+            carry = {k: v[full:] for k, v in block.items()} if full < n else None
+        if carry is not None:
+            yield carry  # the pass's last, smaller batch
+        if rows == 0:
             raise RuntimeError(f"the {name!r} split gave this worker no rows; preprocess more "
                                f"clips or use fewer workers")
         epoch += 1
