@@ -159,3 +159,28 @@ def test_no_edge_of_the_frame_is_special_to_the_visual_encoder(kind, size):
     for a, b in (rows, cols):  # measured: 1.5-4% now, 15-21% without the padding
         assert abs(a - b) / ((a + b) / 2) < 0.08, (kind, size, float(a), float(b))
     assert enc.pad == (1 - size) % 2 ** (5 if kind == "resnet18" else 3) == 1
+
+
+@pytest.mark.parametrize("kind,size", [("small", 96), ("resnet18", 224)])
+def test_a_constant_frame_gives_a_flat_map(kind, size):
+    """No position is special to a network: a uniform frame gives the same similarity at every
+    location, for any weights (reflection padding; zero padding made the border a signal that
+    trained networks turned into a bright top band). Checked at random init and after the
+    weights move (a few optimiser steps on random data)."""
+    torch.manual_seed(1)
+    net = build_model(ModelConfig(visual=kind, dim=16, width=8, image_size=size), "small")
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    for step in range(3):
+        for module in net.modules():  # random, trained-looking BN statistics too
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-1, 1)
+        net.eval()
+        with torch.no_grad():
+            v, a = net(torch.full((2, 3, size, size), 0.3 + 0.2 * step), torch.randn(2, 16000))
+            s = torch.einsum("ndhw,nd->nhw", v, a).flatten(1)
+        assert float((s.max(1).values - s.min(1).values).max()) < 1e-5, step
+        net.train()
+        v, a = net(torch.rand(4, 3, size, size), torch.randn(4, 16000))
+        opt.zero_grad()
+        contrastive_loss(v, a, 0.03).backward()
+        opt.step()

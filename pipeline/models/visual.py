@@ -18,11 +18,27 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def conv_bn_relu(cin: int, cout: int, stride: int = 1, dims: int = 2) -> nn.Sequential:
+def conv_bn_relu(cin: int, cout: int, stride: int = 1, dims: int = 2,
+                 padding_mode: str = "zeros") -> nn.Sequential:
     """3x3 (or length-3) conv without bias (BN follows, a bias would get zero gradient)."""
     conv = nn.Conv2d if dims == 2 else nn.Conv1d
     bn = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
-    return nn.Sequential(conv(cin, cout, 3, stride, 1, bias=False), bn(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(conv(cin, cout, 3, stride, 1, bias=False, padding_mode=padding_mode),
+                         bn(cout), nn.ReLU(inplace=True))
+
+
+def reflect_padding(trunk: nn.Module) -> nn.Module:
+    """Every padded convolution of ``trunk`` pads by reflection instead of zeros (in place).
+
+    Zero padding makes the frame's border a signal the network can read: the demo's networks
+    learned a top-edge detector (on a grey frame the first feature row scored 14.6, the inner
+    rows 6.2, the last 4.1) and their maps lit up the top rows of every clip, which the data
+    never asked for. With reflection a constant frame gives a constant feature map whatever the
+    weights, so no position is special. Pretrained weights load unchanged (the same kernels)."""
+    for module in trunk.modules():
+        if isinstance(module, nn.Conv2d) and any(p > 0 for p in module.padding):
+            module.padding_mode = "reflect"
+    return trunk
 
 
 def small_visual_trunk(width: int) -> tuple[nn.Module, int]:
@@ -37,7 +53,7 @@ def small_visual_trunk(width: int) -> tuple[nn.Module, int]:
     trunk = nn.Sequential(
         conv_bn_relu(3, w2, 2), conv_bn_relu(w2, width, 2),
         conv_bn_relu(width, 2 * width, 2), conv_bn_relu(2 * width, 2 * width, 1))
-    return trunk, 2 * width
+    return reflect_padding(trunk), 2 * width
 
 
 def resnet18_visual_trunk() -> tuple[nn.Module, int]:
@@ -45,7 +61,7 @@ def resnet18_visual_trunk() -> tuple[nn.Module, int]:
     net = resnet18(weights=None)
     trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
                           net.layer1, net.layer2, net.layer3, net.layer4)
-    return trunk, 512
+    return reflect_padding(trunk), 512
 
 
 class VisualEncoder(nn.Module):
