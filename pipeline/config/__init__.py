@@ -158,6 +158,9 @@ def _validate_relations(cfg: Config) -> None:
                           f"({s.area_max})")
     if s.distractors_min > s.distractors_max:
         raise ConfigError("data.synth.distractors_min must be <= data.synth.distractors_max")
+    if s.version == 1 and s.categories > 12:
+        raise ConfigError(f"data.synth.categories: {s.categories} > 12, the categories of "
+                          f"version 1; set data.synth.version=2 for up to 24")
     needed = s.distractors_max + (2 if s.two_sounding > 0 else 1)
     if s.categories < needed:
         raise ConfigError(f"data.synth.categories ({s.categories}) must be >= "

@@ -35,7 +35,9 @@ class SynthConfig:
     labeled: int = _f(16, lo=0, help="clips whose boxes training may use")
     test: int = _f(100, lo=0, help="held-out test clips")
     seed: int = _f(0, lo=0)
-    categories: int = _f(10, lo=2, hi=12)
+    version: int = _f(1, choices=(1, 2), help="1: one look and one tone per category (the "
+                      "demo); 2: colour, texture, pose, pitch, timbre vary within a category")
+    categories: int = _f(10, lo=2, hi=24, help="object categories (version 1: at most 12)")
     frame_size: int = _f(224, lo=32, help="square frame side in pixels (even)")
     fps: int = _f(25, lo=1)
     duration: float = _f(3.2, lo=0.5, help="seconds per clip")
@@ -47,6 +49,13 @@ class SynthConfig:
     noise_level: float = _f(0.3, lo=0.0, hi=10.0, help="background noise RMS / sound RMS")
     motion: float = _f(0.03, lo=0.0, hi=1.0, help="object drift, fraction of frame per second")
     two_sounding: float = _f(0.0, lo=0.0, hi=1.0, help="probability a scene has two sounders")
+    offscreen: float = _f(0.0, lo=0.0, hi=1.0, help="version 2: fraction of unlabeled clips "
+                          "heard from off-screen (no object of the sound's category shown)")
+    pitch_spread: float = _f(1.0, lo=0.0, hi=1.25, help="version 2: semitones a clip's pitch "
+                             "moves within its category's band (bands are 2.5 apart)")
+    look_share: float = _f(0.3, lo=0.0, hi=1.0, help="version 2: probability a distractor "
+                           "has the sounder's colour and texture")
+    rotation: float = _f(30.0, lo=0.0, hi=45.0, help="version 2: largest rotation, degrees")
     workers: int = _f(0, lo=0, help="parallel writer processes (0: all CPUs)")
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import SynthConfig
-from pipeline.synth.categories import categories
-from pipeline.synth.scene import STREAM_SPLIT, Scene, clip_id, middle_frame, num_frames
+from pipeline.synth.categories import categories_of
+from pipeline.synth.scene import Scene, clip_id, middle_frame, num_frames, split_order
 
 SPLITS = ("labeled", "unlabeled", "test")
 FLICKR_GRID = 256
@@ -28,9 +28,10 @@ FLICKR_ANNOTATORS = 2
 
 
 def clip_class(cfg: SynthConfig, scene: Scene) -> str:
-    """The VGG-SS ``class`` of a clip: its sounding category (two sounders: ``a+b``)."""
-    cats = categories(cfg.categories)
-    return "+".join(cats[o.category].name for o in scene.sounders)
+    """The VGG-SS ``class`` of a clip: its sounding category (two sounders: ``a+b``); the
+    category heard, for a clip heard from off-screen (which has no box)."""
+    cats = categories_of(cfg)
+    return "+".join(cats[k].name for k in scene.heard)
 
 
 def vggss_entry(cfg: SynthConfig, scene: Scene) -> dict:
@@ -46,7 +47,7 @@ def box_256(box: list[float]) -> list[int]:
 def flickr_xml(cfg: SynthConfig, scene: Scene) -> str:
     """``<annotation>`` with one ``<object>`` per sounder; each ``<bbox>`` has five children:
     the annotator (skipped by readers), then xmin, ymin, xmax, ymax on the 256 grid."""
-    cats = categories(cfg.categories)
+    cats = categories_of(cfg)
     root = ET.Element("annotation")
     ET.SubElement(root, "filename").text = f"{scene.id}.mp4"
     size = ET.SubElement(root, "size")
@@ -70,7 +71,7 @@ def split_ids(cfg: SynthConfig) -> dict[str, list[str]]:
 
     Each list is returned in id order so the files read naturally.
     """
-    order = np.random.default_rng([cfg.seed, STREAM_SPLIT]).permutation(cfg.clips)
+    order = np.asarray(split_order(cfg))
     parts = {"labeled": order[:cfg.labeled], "test": order[cfg.labeled:cfg.labeled + cfg.test],
              "unlabeled": order[cfg.labeled + cfg.test:]}
     return {name: [clip_id(int(i)) for i in sorted(parts[name])] for name in SPLITS}
@@ -78,7 +79,7 @@ def split_ids(cfg: SynthConfig) -> dict[str, list[str]]:
 
 def meta(cfg: SynthConfig, scenes: list[Scene], splits: dict[str, list[str]]) -> dict:
     """Everything about the benchmark, including the silent objects' boxes, for analysis."""
-    cats = categories(cfg.categories)
+    cats = categories_of(cfg)
     split_of = {cid: name for name, ids in splits.items() for cid in ids}
     size = cfg.frame_size
     return {
@@ -90,9 +91,11 @@ def meta(cfg: SynthConfig, scenes: list[Scene], splits: dict[str, list[str]]) ->
             "file": s.id,
             "split": split_of[s.id],
             "class": clip_class(cfg, s),
+            "offscreen": s.offscreen is not None,
             "objects": [{"category": cats[o.category].name, "box": o.box(size),
                          "area": o.w * o.h / size ** 2, "sounding": o.sounding,
-                         "velocity": [o.vx / size, o.vy / size]} for o in s.objects],
+                         "velocity": [o.vx / size, o.vy / size],
+                         **({"look": o.look.to_dict()} if o.look else {})} for o in s.objects],
         } for s in scenes],
     }
 

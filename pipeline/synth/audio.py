@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.config import SynthConfig
-from pipeline.synth.categories import Category, categories
+from pipeline.synth.categories import Category, categories_of
 from pipeline.synth.scene import STREAM_AUDIO, Scene, clip_rng
+from pipeline.synth.varied import varied_sound
 
 TARGET_RMS = 0.12  # loudness of the final mix (about -18 dBFS)
 PEAK = 0.95  # the mix is scaled down if a peak would exceed this (AAC must not clip)
@@ -69,9 +70,12 @@ def background_noise(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
 def clip_audio(cfg: SynthConfig, scene: Scene) -> np.ndarray:
     """The mono soundtrack of ``scene``: ``round(duration * sample_rate)`` float32 samples."""
     rng = clip_rng(cfg, STREAM_AUDIO, scene.index)
-    cats = categories(cfg.categories)
+    cats = categories_of(cfg)
     n, sr = round(cfg.duration * cfg.sample_rate), cfg.sample_rate
-    sound = sum(category_sound(cats[o.category], n, sr, rng) for o in scene.sounders)
+    if cfg.version == 2:  # the heard categories: the sounders', or the off-screen one
+        sound = sum(varied_sound(cats[k], n, sr, rng, cfg.pitch_spread) for k in scene.heard)
+    else:
+        sound = sum(category_sound(cats[o.category], n, sr, rng) for o in scene.sounders)
     sound_rms = np.sqrt(np.mean(sound ** 2))
     mix = sound + cfg.noise_level * sound_rms * background_noise(n, sr, rng)
     mix *= TARGET_RMS * rng.uniform(0.7, 1.4) / np.sqrt(np.mean(mix ** 2))

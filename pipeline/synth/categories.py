@@ -83,3 +83,13 @@ def categories(n: int) -> tuple[Category, ...]:
     if not 1 <= n <= len(CATEGORIES):
         raise ValueError(f"categories: {n} outside 1..{len(CATEGORIES)}")
     return CATEGORIES[:n]
+
+
+def categories_of(cfg) -> tuple:
+    """The categories of a ``SynthConfig``: this table (version 1) or the varied table
+    (version 2, ``pipeline.synth.varied``); each has ``name``, ``shape`` and ``to_dict()``."""
+    if getattr(cfg, "version", 1) == 2:
+        from pipeline.synth.varied import CATEGORIES as VARIED
+
+        return VARIED[:cfg.categories]
+    return categories(cfg.categories)

@@ -21,7 +21,7 @@ from pipeline.config import SynthConfig
 from pipeline.synth.annotations import split_ids, vggss_entry, write_annotations
 from pipeline.synth.audio import clip_audio
 from pipeline.synth.baselines import baseline_scores
-from pipeline.synth.categories import categories
+from pipeline.synth.categories import categories_of
 from pipeline.synth.scene import Scene, num_frames, render_frames, sample_scene
 from pipeline.synth.video_io import write_mp4
 
@@ -119,7 +119,7 @@ def generate(cfg: SynthConfig, out: Path, progress: bool = True) -> dict:
         "flickr_xml": str(paths["flickr_xml"]),
         "lists": {name: str(paths[name]) for name in splits},
         "clips": cfg.clips, **{name: len(ids) for name, ids in splits.items()},
-        "categories": [c.name for c in categories(cfg.categories)],
+        "categories": [c.name for c in categories_of(cfg)],
         "frames_per_clip": num_frames(cfg),
         "workers": workers,
         "seconds": wall,

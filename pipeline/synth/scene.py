@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
 
 from pipeline.config import ConfigError, SynthConfig
-from pipeline.synth import placement
-from pipeline.synth.categories import categories
+from pipeline.synth import placement, varied
+from pipeline.synth.categories import categories_of
 from pipeline.synth.shapes import object_sprite
 
 # Independent random streams per clip (and one for the split), so changing how one thing is
@@ -53,6 +54,7 @@ class SceneObject:
     vx: float  # drift in pixels per second
     vy: float
     sounding: bool
+    look: varied.Look | None = None  # version 2: this object's colours, texture and pose
 
     def position(self, frame: int, middle: int, fps: float, size: int) -> tuple[int, int]:
         """Top-left corner at ``frame``; objects stop at the frame's edge rather than leave it."""
@@ -85,6 +87,7 @@ class Scene:
 
     index: int
     objects: tuple[SceneObject, ...]
+    offscreen: int | None = None  # version 2: the category heard from off-screen (no sounder)
 
     @property
     def id(self) -> str:
@@ -93,6 +96,13 @@ class Scene:
     @property
     def sounders(self) -> tuple[SceneObject, ...]:
         return tuple(o for o in self.objects if o.sounding)
+
+    @property
+    def heard(self) -> tuple[int, ...]:
+        """The categories in the soundtrack: the sounders', or the off-screen one."""
+        if self.offscreen is not None:
+            return (self.offscreen,)
+        return tuple(o.category for o in self.sounders)
 
 
 MAX_REDRAWS = 50  # a layout whose boxes do not fit is drawn again, this many times at most
@@ -120,6 +130,13 @@ def _layout(cfg: SynthConfig, index: int, rng: np.random.Generator) -> Scene:
     n_sound = 2 if rng.random() < cfg.two_sounding else 1
     n_distract = int(rng.integers(cfg.distractors_min, cfg.distractors_max + 1))
     cats = rng.choice(cfg.categories, size=n_sound + n_distract, replace=False)
+    offscreen = None
+    if cfg.version == 2 and cfg.offscreen and index in unlabeled_indices(cfg) \
+            and rng.random() < cfg.offscreen:
+        # heard from off-screen: every object shown is silent, the heard category is not shown
+        hidden = np.setdiff1d(np.arange(cfg.categories), cats)
+        offscreen, n_sound = int(rng.choice(hidden)), 0
+        n_distract = len(cats)
 
     sounders, distractors = placement.Occupancy(size), placement.Occupancy(size)
     boxes = []
@@ -139,8 +156,40 @@ def _layout(cfg: SynthConfig, index: int, rng: np.random.Generator) -> Scene:
         speed = cfg.motion * size
         boxes.append(SceneObject(int(cats[k]), x, y, w, h, float(speed * np.cos(angle)),
                                  float(speed * np.sin(angle)), sounding))
+    if cfg.version == 2:
+        boxes = _looks(cfg, boxes, n_sound, rng)
     # Sounders are drawn last, so nothing ever hides part of a sounding object.
-    return Scene(index, tuple(boxes[n_sound:] + boxes[:n_sound]))
+    return Scene(index, tuple(boxes[n_sound:] + boxes[:n_sound]), offscreen)
+
+
+def _looks(cfg: SynthConfig, objects: list[SceneObject], n_sound: int,
+           rng: np.random.Generator) -> list[SceneObject]:
+    """Version 2: a look per object; a distractor may copy the (first) sounder's colours."""
+    import dataclasses
+
+    out, first = [], None
+    for k, obj in enumerate(objects):
+        like = first if k >= n_sound and first is not None and rng.random() < cfg.look_share \
+            else None
+        look = varied.sample_look(rng, cfg.rotation, like)
+        first = first or (look if k < n_sound else None)
+        out.append(dataclasses.replace(obj, look=look))
+    return out
+
+
+@lru_cache(maxsize=16)
+def _split_order(seed: int, clips: int) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.random.default_rng([seed, STREAM_SPLIT]).permutation(clips))
+
+
+def split_order(cfg: SynthConfig) -> tuple[int, ...]:
+    """The seeded order of the clip indices: the first ``labeled`` are labeled, the next ``test``
+    test, the rest unlabeled (``annotations.split_ids``)."""
+    return _split_order(cfg.seed, cfg.clips)
+
+
+def unlabeled_indices(cfg: SynthConfig) -> frozenset[int]:
+    return frozenset(split_order(cfg)[cfg.labeled + cfg.test:])
 
 
 def background(cfg: SynthConfig, index: int) -> np.ndarray:
@@ -166,10 +215,12 @@ def background(cfg: SynthConfig, index: int) -> np.ndarray:
 
 def render_frames(cfg: SynthConfig, scene: Scene) -> Iterator[np.ndarray]:
     """The clip's RGB frames ``(size, size, 3)`` uint8, first to last."""
-    cats = categories(cfg.categories)
+    cats = categories_of(cfg)
     size, mid = cfg.frame_size, middle_frame(cfg)
     bg = background(cfg, scene.index)
-    sprites = [object_sprite(cats[o.category], o.w, o.h) for o in scene.objects]
+    sprites = [object_sprite(cats[o.category], o.w, o.h) if o.look is None
+               else varied.sprite(cats[o.category].shape, o.look, o.w, o.h)
+               for o in scene.objects]
     for i in range(num_frames(cfg)):
         frame = bg.copy()
         for obj, (mask, rgb) in zip(scene.objects, sprites, strict=True):
