@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import config as C
 from pipeline import tracking
-from pipeline.bench import memory, plan, report
+from pipeline.bench import aggregate, checks, memory, plan, report
 from pipeline.bench.plan import BenchRow
 from pipeline.engine.loop import stage_of, total_epochs
 
@@ -23,11 +23,15 @@ def test_plan_shares_rows_between_tables_and_orders_compute_matched_rows_last():
     keys = [r.key for r in rows]
     assert len(keys) == len(set(keys))
     by_key = {r.key: r for r in rows}
-    assert by_key["dmt@0.03#seed0"].tables == ("A", "B", "C")  # one run serves three tables
-    assert by_key["dmt@0.03#seed2"].tables == ("A",)  # Tables B and C use fewer seeds
-    assert cfg.bench.ablation_seeds == 1
-    assert "supervised_all@1#seed0" in by_key and "dmt@0.1#seed0" in by_key
-    assert "dmt@0.1#seed1" not in by_key and "dmt_no_nf@0.03#seed1" not in by_key
+    assert by_key["dmt@0.03#seed0"].tables == ("A", "B", "C", "D")  # one run, four tables
+    assert by_key["dmt@0.03#seed2"].tables == ("A", "B", "C", "D")  # 3 seeds everywhere
+    assert "supervised_all@1#seed2" in by_key and "dmt@0.005#seed2" in by_key
+    assert "dmt_same_audio@0.03#seed2" in by_key and "dmt_no_ipl@0.03#seed2" in by_key
+    # Table C's second axis: DMT at 1% labeled with 2.5x, 10x, 40x unlabeled pools
+    pool = {r.unlabeled for r in rows if r.method == "dmt" and r.fraction == 0.01}
+    assert pool == {0.0, 2.5, 10.0, 40.0}
+    assert by_key["dmt@0.01+u40x#seed1"].tables == ("C",)
+    assert not any(r.unlabeled for r in rows if r.method != "dmt")  # supervised reads none
     assert by_key["supervised_matched@0.03#seed1"].budget_of == "dmt@0.03#seed1"
     assert keys.index("supervised_matched@0.03#seed1") > keys.index("dmt@0.03#seed1")
     last_a = max(i for i, r in enumerate(rows) if "A" in r.tables)
@@ -44,6 +48,10 @@ def test_plan_filters_methods_and_refuses_a_matched_row_without_dmt():
         C.load(None, ["bench.fractions=0.1,2"])
     with pytest.raises(C.ConfigError, match="bench.methods: dmt_typo"):
         C.load(None, ["bench.methods=dmt_typo"])
+    with pytest.raises(C.ConfigError, match="bench.unlabeled: 120x"):  # 1% x 121 > the pool
+        C.load(None, ["bench.unlabeled=2.5,120"])
+    with pytest.raises(C.ConfigError, match="bench.unlabeled"):
+        C.load(None, ["bench.unlabeled=2.5,lots"])
 
 
 def test_row_configs_change_only_the_method_and_its_schedule():
@@ -62,6 +70,11 @@ def test_row_configs_change_only_the_method_and_its_schedule():
     assert changed == {"name", "dmt.noise_filtering"}
     m = plan.row_config(cfg, BenchRow("supervised_matched", 0.03, 0, ("A",)))
     assert (m.dmt.method, m.train.stage2_epochs) == ("dmt", 0)  # two networks, labeled only
+    # Table D: both pairs on audio_a, whatever audio_a is
+    C.set_key(cfg, "model.audio_a", "small_wave")
+    same = C.flatten(plan.row_config(cfg, BenchRow("dmt_same_audio", 0.03, 0, ("D",))))
+    assert same["model.audio_b"] == "small_wave"
+    assert {k for k in same if C.flatten(cfg)[k] != same[k]} == {"name", "model.audio_b"}
 
 
 def _arrays(n: int, test: int, with_boxes: bool = True) -> memory.ClipArrays:
@@ -83,6 +96,19 @@ def test_labeled_subsets_are_nested_inside_the_training_pool():
         memory.labeled_subset(_arrays(10, 2, with_boxes=False), 0.5)
 
 
+def test_unlabeled_pools_are_nested_and_never_hold_a_labeled_clip():
+    clips = _arrays(220, 20)
+    labeled = memory.labeled_subset(clips, 0.02, seed=1)  # 4 clips
+    pools = [set(memory.unlabeled_subset(clips, labeled, m, seed=1)) for m in (2.5, 10, 40)]
+    assert [len(p) for p in pools] == [10, 40, 160]
+    assert pools[0] <= pools[1] <= pools[2] <= set(clips.pool)
+    assert not pools[2] & set(labeled)
+    everything = set(memory.unlabeled_subset(clips, labeled, 0, seed=1))
+    assert everything == set(clips.pool) - set(labeled)
+    with pytest.raises(ValueError, match="needs 200 clips; the training pool has 196"):
+        memory.unlabeled_subset(clips, labeled, 50, seed=1)
+
+
 def test_batches_of_a_small_set_hold_each_clip_once():
     clips = _arrays(30, 5)
     idx = clips.pool[:5]
@@ -93,29 +119,59 @@ def test_batches_of_a_small_set_hold_each_clip_once():
         assert b["gt"].dtype == np.float32 and b["gt"].shape == (5, 224, 224)
 
 
-def _row(method, fraction, seed, ciou, fixed, labeled=75):
+def _row(method, fraction, seed, ciou, fixed, labeled=75, unlabeled=0.0):
     return {"key": f"{method}@{fraction}#seed{seed}", "method": method, "fraction": fraction,
             "seed": seed, "labeled": labeled, "ciou": ciou, "ciou_fixed": fixed, "auc": 0.5,
-            "mean_ciou": 0.5, "mse": 0.1, "train_cpu_s": 10.0, "tables": ["A"]}
+            "mean_ciou": 0.5, "mse": 0.1, "train_cpu_s": 10.0, "tables": ["A"],
+            "unlabeled": unlabeled, "unlabeled_clips": 40}
 
 
 def test_report_aggregates_seeds_and_checks_the_target():
     rows = [_row("dmt", 0.03, 0, 0.70, 0.90), _row("dmt", 0.03, 1, 0.80, 0.94),
-            _row("supervised", 0.03, 0, 0.50, 0.60), _row("supervised", 0.03, 1, 0.70, 0.80),
+            _row("supervised_matched", 0.03, 0, 0.50, 0.60),
+            _row("supervised_matched", 0.03, 1, 0.70, 0.80),
             _row("dmt_no_nf", 0.03, 0, 0.76, 0.95),
+            _row("dmt", 0.03, 0, 0.10, 0.10, unlabeled=2.5),  # another pool: another kind
             _row("supervised_all", 1.0, 0, 0.80, 1.0, labeled=2500)]
-    agg = report.aggregate(rows)
-    mean, std = agg[("dmt", 0.03)]["ciou"]
+    agg = aggregate.aggregate(rows)
+    mean, std = agg[("dmt", 0.03, 0.0)]["ciou"]
     assert mean == pytest.approx(0.75) and std == pytest.approx(np.std([0.7, 0.8], ddof=1))
-    lines = "\n".join(report.target_check(agg, 0.03, rows))
-    assert "DMT vs supervised: +15.0 points (median rule, goal +10), +22.0 (fixed" in lines
-    assert "met" in lines.splitlines()[0] and "NOT" not in lines.splitlines()[0]
-    # the ablation ran seed 0 only: compared with DMT's seed 0 (0.70 / 0.90), not its mean
-    assert "DMT without NF costs -6.0 / -5.0 points (median / fixed, DMT on the same 1 seed)" \
-        in lines and "costs nothing" in lines
-    assert "94% (median) / 92% (fixed)" in lines
-    table = report.table_a(agg, 0.03)
-    assert "| **DMT** | 75 | 2 | 0.750 ± 0.071 |" in table
+    assert agg[("dmt", 0.03, 2.5)]["ciou"] == (0.10, 0.0)
+    lines = checks.target_check(agg, 0.03, rows)
+    # paired seed by seed: +20 and +10 points, mean 15, sd of the differences 7.1
+    assert lines[0] == ("- DMT vs supervised x2, DMT's compute: +15.0 ± 7.1 (median rule) / "
+                        "+22.0 (fixed rule) points over 2 paired seed(s); goal +10 / +15: met")
+    # the ablation ran seed 0 only: compared with DMT's seed 0 (0.70 / 0.90), not its mean,
+    # and one seed cannot meet a goal stated over three
+    assert ("- DMT without NF costs -6.0 ± 0.0 / -5.0 points (median / fixed; 1 paired "
+            "seed(s)); goal >= 2 over 3 seeds: NOT met") in lines
+    assert lines[-1].endswith("94% (median) / 92% (fixed) of the all-labeled upper bound "
+                             "(goal 90%): met")
+    assert "| **DMT** | 75 | 2 | 0.750 ± 0.071 |" in report.table_a(agg, 0.03)
+
+
+def test_calibration_table_reads_the_trivial_and_supervised_rows():
+    rows = [_row("supervised", 0.03, s, c, c) for s, c in enumerate((0.40, 0.50, 0.60))]
+    rows += [_row("supervised_all", 1.0, s, c, c) for s, c in enumerate((0.84, 0.86, 0.88))]
+    rows += [{**_row(name, None, None, c, c), "labeled": 0}
+             for name, c in (("oracle", 0.95), ("whole_image", 0.0), ("centre_box", 0.12))]
+    got = {check: (value, met) for check, value, _, met in
+           checks.calibration(aggregate.aggregate(rows), 0.03)}
+    assert got["oracle, CIoU (median rule)"] == ("0.950", "met")
+    assert got["centre box, CIoU (median rule)"] == ("0.120", "NOT met")
+    assert got["supervised, all labeled, CIoU"] == ("0.860", "met")
+    assert got["all labeled - 3% labeled (points)"] == ("+36.0", "met")
+
+
+def test_pool_table_lists_the_unlabeled_axis():
+    rows = [{**_row("supervised", 0.01, 0, 0.3, 0.3, labeled=20), "unlabeled_clips": 0}]
+    rows += [{**_row("dmt", 0.01, 0, c, c, labeled=20, unlabeled=m), "unlabeled_clips": n}
+             for m, n, c in ((2.5, 50, 0.4), (10.0, 200, 0.5), (0.0, 1980, 0.7))]
+    text = report.table_pool(aggregate.aggregate(rows), 0.01, [2.5, 10.0, 40.0])
+    head, _, median, _ = text.splitlines()
+    assert head.split("|")[3:8] == [" 0x ", " 2.5x ", " 10x ", " 40x ", " all "]
+    assert median.split("|")[3:8] == [" 0.300 (0) ", " 0.400 (50) ", " 0.500 (200) ", " - ",
+                                      " 0.700 (1980) "]
 
 
 @pytest.mark.slow

@@ -13,7 +13,15 @@ from pipeline.models.heads import contrastive_loss, localization_map, similarity
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.parametrize("kind", ["small", "resnet18", "vggish", "vggish_bn", "soundnet"])
+def test_every_audio_backbone_is_a_config_choice():
+    from pipeline.config.schema import AUDIO_BACKBONES
+    from pipeline.models.audio import AUDIO_KINDS
+
+    assert AUDIO_BACKBONES == AUDIO_KINDS
+
+
+@pytest.mark.parametrize("kind", ["small", "small_wave", "resnet18", "vggish", "vggish_bn",
+                                  "soundnet"])
 def test_audio_backbones_give_unit_embeddings(kind):
     torch.manual_seed(0)
     net = build_audio(kind, dim=16, width=8).eval()
@@ -35,6 +43,9 @@ def test_frontend_layouts():
     assert build_audio("vggish", 8, 8).frontend(wave).shape == (1, 1, 297, 64)  # time first
     assert build_audio("small", 8, 8).frontend(wave).shape == (1, 1, 64, 297)
     assert build_audio("soundnet", 8, 8).frontend(wave).shape == (1, 1, 48000)
+    small_wave = build_audio("small_wave", 8, 32)
+    assert small_wave.frontend(wave).shape == (1, 1, 48000)
+    assert small_wave.encoder.trunk(small_wave.frontend(wave)).shape == (1, 64, 48)
 
 
 def test_visual_backbones_shapes():

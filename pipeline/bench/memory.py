@@ -77,6 +77,22 @@ def labeled_subset(clips: ClipArrays, fraction: float, seed: int = 0) -> np.ndar
     return np.sort(order[:n])
 
 
+def unlabeled_subset(clips: ClipArrays, labeled: np.ndarray, multiple: float, seed: int = 0
+                     ) -> np.ndarray:
+    """``round(multiple * len(labeled))`` pool clips outside ``labeled``: the first ones of one
+    fixed permutation of the pool, so a smaller pool lies inside a larger one (Table C's
+    unlabeled axis); ``multiple`` 0 gives every pool clip outside ``labeled``."""
+    rest = np.setdiff1d(clips.pool, labeled)
+    if not multiple:
+        return rest
+    n = round(multiple * len(labeled))
+    if n > len(rest):
+        raise ValueError(f"an unlabeled pool of {multiple:g}x {len(labeled)} labeled clips needs "
+                         f"{n} clips; the training pool has {len(rest)} more")
+    order = np.random.default_rng([seed, 1]).permutation(clips.pool)
+    return np.sort(order[np.isin(order, rest)][:n])
+
+
 def batch_of(clips: ClipArrays, idx: np.ndarray, map_key: str | None) -> dict[str, np.ndarray]:
     """One batch in the layout of ``ToTrainingBatch`` (the map under ``map_key``, float32)."""
     out = {"id": clips.ids[idx], "frame": clips.frame[idx], "audio": clips.audio[idx],

@@ -1,5 +1,6 @@
-"""The benchmark's figures: CIoU against the labeled fraction (Table C as a plot) and the
-pseudo-label quality and kept count per stage-2 epoch (the paper's Figure 5(a) and 5(d))."""
+"""The benchmark's figures: CIoU against the labeled fraction and against the unlabeled pool
+(Table C as plots) and the pseudo-label quality and kept count per stage-2 epoch (the paper's
+Figure 5(a) and 5(d))."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.methods import TABLES, VARIANTS
+from pipeline.bench.aggregate import kind, kind_of
+from pipeline.methods import NO_UNLABELED, REFERENCE, TABLES, VARIANTS
 
 CURVE_METHODS = TABLES["C"]  # against the labeled fraction
 LEVEL_METHODS = tuple(n for n, v in VARIANTS.items() if v.labels != "fraction")  # flat lines
@@ -26,7 +28,8 @@ def _plt():
 
 
 def ciou_vs_fraction(out: Path, agg: dict) -> Path | None:
-    curves = {m: sorted((f, a) for (name, f), a in agg.items() if name == m and f is not None)
+    curves = {m: sorted((f, a) for (name, f, pool), a in agg.items()
+                        if name == m and f is not None and not pool)
               for m in CURVE_METHODS}
     if not any(len(c) > 1 for c in curves.values()):
         return None
@@ -40,7 +43,7 @@ def ciou_vs_fraction(out: Path, agg: dict) -> Path | None:
                 ax.errorbar(xs, [a[metric][0] for _, a in pts], yerr=[a[metric][1] for _, a in pts],
                             marker="o", capsize=3, label=m)
         for m in LEVEL_METHODS:
-            hits = [a for (name, _), a in agg.items() if name == m]
+            hits = [a for (name, _, _), a in agg.items() if name == m]
             if hits:
                 colour = "grey" if VARIANTS[m].labels == "none" else "black"
                 ax.axhline(hits[0][metric][0], ls="--", lw=1, color=colour, label=m)
@@ -69,9 +72,37 @@ def _mean_history(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(1, n + 1), np.nanmean(np.array([s[:n] for s in series], float), axis=0)
 
 
+def ciou_vs_pool(out: Path, agg: dict, fraction: float) -> Path | None:
+    """DMT's CIoU against its unlabeled clips at ``fraction`` labeled (the supervised row at 0)."""
+    pts = sorted((a["unlabeled_clips"], a) for (name, f, _), a in agg.items()
+                 if name == REFERENCE and f == round(fraction, 6) and a["unlabeled_clips"])
+    base = agg.get(kind(NO_UNLABELED, fraction))
+    if len(pts) < 2:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for metric, style, title in (("ciou", "o-", "median rule"), ("ciou_fixed", "s--", "fixed")):
+        line = ax.errorbar([n for n, _ in pts], [a[metric][0] for _, a in pts],
+                           yerr=[a[metric][1] for _, a in pts], fmt=style, capsize=3,
+                           label=f"DMT, {title}")
+        if base is not None:
+            ax.axhline(base[metric][0], ls=":", color=line[0].get_color(),
+                       label=f"supervised, {title}")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"unlabeled clips ({100 * fraction:g}% labeled: "
+                  f"{pts[0][1]['labeled']} clips)")
+    ax.set_ylabel("test CIoU")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "ciou_vs_unlabeled.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def pseudo_labels(out: Path, rows: list[dict[str, Any]], fraction: float) -> Path | None:
-    groups = {m: [r for r in rows if r["method"] == m and r["fraction"] is not None
-                  and abs(r["fraction"] - fraction) < 1e-9 and r.get("history")]
+    groups = {m: [r for r in rows if kind_of(r) == kind(m, fraction) and r.get("history")]
               for m in PSEUDO_METHODS}
     groups = {m: rs for m, rs in groups.items() if rs}
     if not groups:
@@ -101,7 +132,7 @@ def pseudo_labels(out: Path, rows: list[dict[str, Any]], fraction: float) -> Pat
     return path
 
 
-def write_plots(out: Path, rows: list[dict[str, Any]], agg: dict, fraction: float
-                ) -> list[Path]:
-    made = [ciou_vs_fraction(out, agg), pseudo_labels(out, rows, fraction)]
+def write_plots(out: Path, rows: list[dict[str, Any]], agg: dict, cfg) -> list[Path]:
+    made = [ciou_vs_fraction(out, agg), ciou_vs_pool(out, agg, cfg.bench.pool_fraction),
+            pseudo_labels(out, rows, cfg.bench.fraction)]
     return [p for p in made if p is not None]

@@ -97,7 +97,8 @@ def _record(row: BenchRow, cfg_row: config_mod.Config, result: dict[str, Any], o
     run_id = tracking.start_run(
         uri, experiment, row.key,
         {**config_mod.flatten(cfg_row), "row.method": row.method, "row.fraction": row.fraction,
-         "row.seed": row.seed, "row.labeled": result["labeled"]},
+         "row.seed": row.seed, "row.labeled": result["labeled"],
+         "row.unlabeled": row.unlabeled, "row.unlabeled_clips": result["unlabeled_clips"]},
         tracking.reproducibility_tags({"bench.tables": ",".join(row.tables),
                                        "bench.reported": result["reported"]}), parent_id)
     logger = tracking.RunLogger(uri, run_id)
@@ -110,6 +111,7 @@ def _record(row: BenchRow, cfg_row: config_mod.Config, result: dict[str, Any], o
     logger.end()
     return {"key": row.key, "method": row.method, "tables": list(row.tables),
             "fraction": row.fraction, "labeled": result["labeled"], "seed": row.seed,
+            "unlabeled": row.unlabeled, "unlabeled_clips": result["unlabeled_clips"],
             **{k: float(m[f"test/{k}"]) for k in SUMMARY_KEYS}, "n_test": int(m["test/n"]),
             "reported": result["reported"], "checkpoint": str(path),
             "train_cpu_s": result["train_cpu_s"], "train_wall_s": result["train_wall_s"],

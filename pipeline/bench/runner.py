@@ -23,6 +23,7 @@ from pipeline.bench.memory import (
     endless_batches,
     labeled_subset,
     ordered_batches,
+    unlabeled_subset,
 )
 from pipeline.bench.plan import BenchRow
 from pipeline.dmt.state import make_state
@@ -49,7 +50,8 @@ def row_indices(clips: ClipArrays, row: BenchRow, data_seed: int
     """(labeled, unlabeled) indices of the training pool for ``row``.
 
     ezvsl reads no box, so every pool clip feeds it on both streams; supervised_all labels the
-    whole pool; every other row gets the nested labeled subset and the rest as unlabeled."""
+    whole pool; every other row gets the nested labeled subset and, as unlabeled, the rest of the
+    pool or ``row.unlabeled`` times its labeled count of it (``unlabeled_subset``)."""
     pool = clips.pool
     labels = VARIANTS[row.method].labels
     if labels == "none":
@@ -57,7 +59,7 @@ def row_indices(clips: ClipArrays, row: BenchRow, data_seed: int
     if labels == "all":
         return labeled_subset(clips, 1.0, data_seed), np.empty(0, dtype=int)
     labeled = labeled_subset(clips, row.fraction, data_seed)
-    return labeled, np.setdiff1d(pool, labeled)
+    return labeled, unlabeled_subset(clips, labeled, row.unlabeled, data_seed)
 
 
 def row_streams(clips: ClipArrays, cfg, lab_idx: np.ndarray, unl_idx: np.ndarray,
@@ -91,7 +93,7 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
     (compute-matched rows), instead of after the config's epochs. Returns ``metrics`` (the
     ``test/...`` keys of ``evaluation.summarize_scores``), ``history`` (per epoch), ``state``
     (the training state dict, for the checkpoint), steps, epochs, ``train_cpu_s`` and
-    ``train_wall_s``, and ``labeled`` (boxes the row could read).
+    ``train_wall_s``, ``labeled`` (boxes the row could read) and ``unlabeled_clips``.
     """
     cfg = config_mod.from_dict(cfg_dict)
     torch.set_num_threads(threads)
@@ -120,5 +122,7 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
         "history": history, "state": state.state_dict(), "steps": state.step,
         "epochs": len(history), "train_cpu_s": train_cpu, "train_wall_s": train_wall,
         "labeled": 0 if VARIANTS[row.method].labels == "none" else int(len(lab_idx)),
+        "unlabeled_clips": int(len(unl_idx)) if unlabeled is not None and any(
+            h["stage"] == 2 for h in history) else 0,
         "reported": headline,
     }

@@ -188,10 +188,27 @@ def label_selector(text: str, key: str = "label selector") -> dict[str, str] | N
     return out
 
 
-def bench_lists(b: BenchConfig) -> tuple[list[str], list[str], list[float]]:
-    """(tables, methods, fractions) of ``bench``, validated; methods empty means all."""
+@dataclasses.dataclass(frozen=True)
+class BenchLists:
+    """The comma-separated lists of ``bench``, read and checked."""
+
+    tables: list[str]
+    methods: list[str]  # empty: every row
+    fractions: list[float]  # Table C's labeled fractions
+    unlabeled: list[float]  # Table C's unlabeled pools, multiples of the labeled count
+
+
+def bench_lists(b: BenchConfig) -> BenchLists:
+    """The lists of ``bench``, validated (ConfigError naming the key)."""
     def items(text: str) -> list[str]:
         return [t.strip() for t in text.split(",") if t.strip()]
+
+    def numbers(key: str, text: str) -> list[float]:
+        try:
+            return [float(t) for t in items(text)]
+        except ValueError:
+            raise ConfigError(f"{key}: {text!r} is not a comma-separated list of "
+                              f"numbers") from None
 
     tables, methods = items(b.tables), items(b.methods)
     for key, values, allowed in (("bench.tables", tables, BENCH_TABLES),
@@ -199,16 +216,21 @@ def bench_lists(b: BenchConfig) -> tuple[list[str], list[str], list[float]]:
         bad = [v for v in values if v not in allowed]
         if bad:
             raise ConfigError(f"{key}: {', '.join(bad)} not among {', '.join(allowed)}")
-    try:
-        fractions = [float(t) for t in items(b.fractions)]
-    except ValueError:
-        raise ConfigError(f"bench.fractions: {b.fractions!r} is not a comma-separated list of "
-                          f"numbers") from None
+    fractions = numbers("bench.fractions", b.fractions)
+    unlabeled = numbers("bench.unlabeled", b.unlabeled)
     if not all(0.0 < f <= 1.0 for f in fractions):
         raise ConfigError(f"bench.fractions: {b.fractions!r}: every fraction must be in (0, 1]")
-    if not 0.0 < b.fraction <= 1.0:
-        raise ConfigError(f"bench.fraction: {b.fraction} must be in (0, 1]")
-    return tables, methods, fractions
+    for key, value in (("bench.fraction", b.fraction), ("bench.pool_fraction",
+                                                         b.pool_fraction)):
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"{key}: {value} must be in (0, 1]")
+    if not all(m > 0 for m in unlabeled):
+        raise ConfigError(f"bench.unlabeled: {b.unlabeled!r}: every multiple must be > 0")
+    if unlabeled and max(unlabeled) * b.pool_fraction > 1.0 - b.pool_fraction:
+        raise ConfigError(f"bench.unlabeled: {max(unlabeled):g}x the labeled clips at "
+                          f"bench.pool_fraction={b.pool_fraction:g} needs more clips than the "
+                          f"training pool has; lower one of them")
+    return BenchLists(tables, methods, fractions, unlabeled)
 
 
 def from_dict(data: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:

@@ -21,7 +21,7 @@ def _f(default: Any, *, lo: float | None = None, hi: float | None = None,
     return field(default=default, metadata=meta)
 
 
-AUDIO_BACKBONES = ("small", "resnet18", "vggish", "vggish_bn", "soundnet")
+AUDIO_BACKBONES = ("small", "small_wave", "resnet18", "vggish", "vggish_bn", "soundnet")
 VISUAL_BACKBONES = ("small", "resnet18")
 METHODS = tuple(_methods.METHODS)
 EVAL_MODELS = _methods.ROLES
@@ -56,6 +56,8 @@ class SynthConfig:
     look_share: float = _f(0.3, lo=0.0, hi=1.0, help="version 2: probability a distractor "
                            "has the sounder's colour and texture")
     rotation: float = _f(30.0, lo=0.0, hi=45.0, help="version 2: largest rotation, degrees")
+    overlap: float = _f(0.35, lo=0.0, hi=0.9, help="version 2: fraction of an object's box "
+                        "that may lie under the boxes placed before it (drawn in random order)")
     workers: int = _f(0, lo=0, help="parallel writer processes (0: all CPUs)")
 
 
@@ -194,14 +196,19 @@ BENCH_METHODS = tuple(_methods.VARIANTS)
 
 @dataclass
 class BenchConfig:
-    """`dmt bench quality`: which rows of Tables A/B/C run, with how many seeds."""
+    """`dmt bench quality`: which rows of Tables A-D run, with how many seeds."""
 
-    tables: str = _f("A,B,C", help="tables to run, comma-separated subset of A,B,C")
+    tables: str = _f("A,B,C,D", help="tables to run, comma-separated subset of A,B,C,D")
     methods: str = _f("", help="only these methods, comma-separated (empty: every row)")
     seeds: int = _f(3, lo=1, help="seeds of Table A's learned rows")
-    ablation_seeds: int = _f(2, lo=1, help="seeds of Tables B and C")
+    ablation_seeds: int = _f(3, lo=1, help="seeds of Tables B, C and D")
     fraction: float = _f(0.03, lo=0.0, hi=1.0, help="labeled fraction of Tables A and B")
-    fractions: str = _f("0.01,0.03,0.1", help="labeled fractions of Table C, comma-separated")
+    fractions: str = _f("0.005,0.01,0.03,0.1", help="labeled fractions of Table C, "
+                        "comma-separated")
+    pool_fraction: float = _f(0.01, lo=0.0, hi=1.0, help="labeled fraction of Table C's "
+                              "unlabeled-pool axis")
+    unlabeled: str = _f("2.5,10,40", help="Table C's unlabeled pools (methods that read one), "
+                        "multiples of the labeled count, comma-separated; the full pool too")
     parallel: int = _f(0, lo=0, help="rows trained at once (0: one per CPU of the cluster)")
     threads: int = _f(1, lo=1, help="torch threads per row")
     matched_max_epochs: int = _f(200, lo=1, help="cap of the compute-matched row's epochs")

@@ -14,7 +14,11 @@ a linear layer to ``dim`` and L2 normalisation. Trunks:
   block layout of the converted original (conv with bias, BatchNorm, ReLU, pools), as 1-D
   convolutions; conv8 (kernel 8) is dropped because at 16 kHz x 3 s conv7 leaves only 3 steps.
   The waveform is scaled to [-256, 256] as the original expects;
-- ``small``: four thin conv-bn-relu blocks (stride 16 overall) over a 64-bin log-mel, for CPUs.
+- ``small``: four thin conv-bn-relu blocks (stride 16 overall) over a 64-bin log-mel, for CPUs;
+- ``small_wave``: four thin 1-D conv-bn-relu blocks over the waveform, shaped like SoundNet's
+  first layers (long strided kernels, pools of 8), for CPUs: beside ``small`` it gives DMT's two
+  pairs different views of the sound (spectrogram vs waveform), as VGGish and SoundNet do in the
+  paper, at a CPU's cost.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pipeline.models.frontends import EZVSLSpectrogram, LogMel, Waveform
 from pipeline.models.visual import conv_bn_relu
 
 SOUNDNET_MIN_SAMPLES = 8000  # 0.5 s; the shortest input its pooling chain accepts is 4574
+SMALL_WAVE_MIN_SAMPLES = 2048  # small_wave's two pools of 8 need about 1,000 samples
 
 
 class AudioEncoder(nn.Module):
@@ -109,14 +114,28 @@ def small_audio_trunk(width: int) -> tuple[nn.Module, int]:
         conv_bn_relu(width, 2 * width, 2), conv_bn_relu(2 * width, 2 * width, 1)), 2 * width
 
 
-AUDIO_KINDS = ("small", "resnet18", "vggish", "vggish_bn", "soundnet")
+def small_wave_trunk(width: int) -> tuple[nn.Module, int]:
+    """conv1d(width/4, k64 s2) - pool 8 - conv1d(width/2, k32 s2) - pool 8 - conv1d(width,
+    k16 s2) - conv1d(2*width, k8 s2): (B, 1, 48000) -> (B, 2*width, 48)."""
+    def block(cin: int, cout: int, k: int, pool: int = 0) -> nn.Sequential:
+        out = [nn.Conv1d(cin, cout, k, 2, k // 2, bias=False), nn.BatchNorm1d(cout),
+               nn.ReLU(True)]
+        return nn.Sequential(*out, *([nn.MaxPool1d(pool, pool)] if pool else []))
+
+    w4, w2 = max(width // 4, 1), max(width // 2, 1)
+    return nn.Sequential(block(1, w4, 64, pool=8), block(w4, w2, 32, pool=8),
+                         block(w2, width, 16), block(width, 2 * width, 8)), 2 * width
+
+
+AUDIO_KINDS = ("small", "small_wave", "resnet18", "vggish", "vggish_bn", "soundnet")
 
 
 def audio_trunk(kind: str, width: int) -> tuple[nn.Module, int]:
     """The trunk of an audio backbone and its output channels."""
     trunks = {"resnet18": resnet18_audio_trunk, "vggish": vggish_trunk,
               "vggish_bn": lambda: vggish_trunk(batch_norm=True), "soundnet": soundnet_trunk,
-              "small": lambda: small_audio_trunk(width)}
+              "small": lambda: small_audio_trunk(width),
+              "small_wave": lambda: small_wave_trunk(width)}
     if kind not in trunks:
         raise ValueError(f"model.audio: unknown audio backbone {kind!r} "
                          f"({', '.join(AUDIO_KINDS)})")
@@ -130,6 +149,8 @@ def audio_frontend(kind: str, sample_rate: int = 16000) -> nn.Module:
         return LogMel.vggish(sample_rate)
     if kind == "soundnet":
         return Waveform(SOUNDNET_MIN_SAMPLES, scale=256.0)
+    if kind == "small_wave":
+        return Waveform(SMALL_WAVE_MIN_SAMPLES)
     return LogMel(sample_rate)
 
 

@@ -92,15 +92,17 @@ def box_size(rng: np.random.Generator, area: float, size: int) -> tuple[int, int
 
 
 def place(rng: np.random.Generator, w: int, h: int, size: int, *, sounders: Occupancy,
-          distractors: Occupancy, sounding: bool) -> tuple[int, int] | None:
+          distractors: Occupancy, sounding: bool, overlap: float = SOUNDER_OVERLAP
+          ) -> tuple[int, int] | None:
     """A top-left ``(x, y)`` for a ``w x h`` box, or None when no place satisfies the rules.
 
     ``sounders`` and ``distractors`` hold the boxes placed so far (sounders are placed before
-    any distractor, so only distractors look at the second).
+    any distractor, so only distractors look at the second); ``overlap``: the fraction of a
+    sounding box that may lie under ``sounders``.
     """
     area = w * h
     if sounding:
-        ok = _box_sums(sounders.integral, w, h, size) <= SOUNDER_OVERLAP * area
+        ok = _box_sums(sounders.integral, w, h, size) <= overlap * area
         inside = _box_sums(_disc_integral(size), w, h, size)
         centre_ciou = inside / (area + int(centre_disc(size).sum()) - inside)
         if ok.any():
@@ -122,13 +124,14 @@ class NoPlace(Exception):
 
 
 def place_shrinking(rng: np.random.Generator, area: float, size: int, *, sounders: Occupancy,
-                    distractors: Occupancy, sounding: bool) -> tuple[int, int, int, int]:
+                    distractors: Occupancy, sounding: bool, overlap: float = SOUNDER_OVERLAP
+                    ) -> tuple[int, int, int, int]:
     """``(x, y, w, h)`` of a box of about ``area``, shrunk until it finds a free place; NoPlace
     when even the shrunk box has none (the boxes placed before it took the room)."""
     for _ in range(MAX_SHRINKS):
         w, h = box_size(rng, area, size)
         pos = place(rng, w, h, size, sounders=sounders, distractors=distractors,
-                    sounding=sounding)
+                    sounding=sounding, overlap=overlap)
         if pos is not None:
             return pos[0], pos[1], w, h
         area *= SHRINK

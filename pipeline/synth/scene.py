@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.config import ConfigError, SynthConfig
-from pipeline.synth import placement, varied
+from pipeline.synth import placement, varied, varied_layout
 from pipeline.synth.categories import categories_of
 from pipeline.synth.shapes import object_sprite
 
@@ -138,6 +138,8 @@ def _layout(cfg: SynthConfig, index: int, rng: np.random.Generator) -> Scene:
         offscreen, n_sound = int(rng.choice(hidden)), 0
         n_distract = len(cats)
 
+    if cfg.version == 2:
+        return _varied_scene(cfg, index, cats, n_sound, offscreen, rng)
     sounders, distractors = placement.Occupancy(size), placement.Occupancy(size)
     boxes = []
     for k in range(n_sound + n_distract):
@@ -152,29 +154,29 @@ def _layout(cfg: SynthConfig, index: int, rng: np.random.Generator) -> Scene:
         x, y, w, h = placement.place_shrinking(rng, area, size, sounders=sounders,
                                                distractors=distractors, sounding=sounding)
         (sounders if sounding else distractors).add(x, y, w, h)
-        angle = rng.uniform(0, 2 * np.pi)
-        speed = cfg.motion * size
-        boxes.append(SceneObject(int(cats[k]), x, y, w, h, float(speed * np.cos(angle)),
-                                 float(speed * np.sin(angle)), sounding))
-    if cfg.version == 2:
-        boxes = _looks(cfg, boxes, n_sound, rng)
+        boxes.append(_drifting(cfg, int(cats[k]), (x, y, w, h), sounding, rng))
     # Sounders are drawn last, so nothing ever hides part of a sounding object.
     return Scene(index, tuple(boxes[n_sound:] + boxes[:n_sound]), offscreen)
 
 
-def _looks(cfg: SynthConfig, objects: list[SceneObject], n_sound: int,
-           rng: np.random.Generator) -> list[SceneObject]:
-    """Version 2: a look per object; a distractor may copy the (first) sounder's colours."""
-    import dataclasses
+def _drifting(cfg: SynthConfig, category: int, box: tuple[int, int, int, int], sounding: bool,
+              rng: np.random.Generator) -> SceneObject:
+    angle = rng.uniform(0, 2 * np.pi)
+    speed = cfg.motion * cfg.frame_size
+    return SceneObject(category, *box, float(speed * np.cos(angle)),
+                       float(speed * np.sin(angle)), sounding)
 
-    out, first = [], None
-    for k, obj in enumerate(objects):
-        like = first if k >= n_sound and first is not None and rng.random() < cfg.look_share \
-            else None
-        look = varied.sample_look(rng, cfg.rotation, like)
-        first = first or (look if k < n_sound else None)
-        out.append(dataclasses.replace(obj, look=look))
-    return out
+
+def _varied_scene(cfg: SynthConfig, index: int, cats: np.ndarray, n_sound: int,
+                  offscreen: int | None, rng: np.random.Generator) -> Scene:
+    """Version 2: every object placed and drawn alike (``varied_layout``)."""
+    areas = [placement.sounder_area(rng, cfg.area_min, cfg.area_max) / max(n_sound, 1)
+             if k < n_sound else placement.sounder_area(rng, cfg.area_min, cfg.area_max)
+             for k in range(len(cats))]
+    boxes = varied_layout.place_objects(cfg, areas, rng)
+    objects = [_drifting(cfg, int(c), b, k < n_sound, rng)
+               for k, (c, b) in enumerate(zip(cats, boxes, strict=True))]
+    return Scene(index, tuple(varied_layout.with_looks(cfg, objects, n_sound, rng)), offscreen)
 
 
 @lru_cache(maxsize=16)

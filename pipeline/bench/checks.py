@@ -1,0 +1,100 @@
+"""What the benchmark is checked against: the calibration (is the task hard for few labels and
+learnable from many, with methods other than DMT) and the target (DMT's goal).
+
+Both are measurements printed in the report, not test thresholds: a row says what was measured,
+the goal, and whether it was met.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.bench.aggregate import kind, paired_change
+from pipeline.methods import ALL_LABELS, FEW_LABELS, REFERENCE, TABLES, VARIANTS
+
+# Calibration (before any semi-supervised method is compared): the metric's ceiling and floor,
+# and a supervised learner that needs the labels.
+ORACLE_MIN, TRIVIAL_MAX = 0.90, 0.10  # median rule
+ALL_LABELED_MIN, FEW_LABELS_GAP = 0.85, 30.0  # median rule; gap in points
+# Target: DMT's lead over the compute-matched pair (median, fixed rule; points), the least an
+# ablation costs (median rule, 3-seed mean; points), the share of the all-labeled bound.
+TARGET_LEAD = (10.0, 15.0)
+ABLATION_MIN_COST = 2.0
+BOUND_SHARE = 0.90
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _mean(agg: dict, name: str, fraction: float | None, metric: str = "ciou"
+          ) -> float | None:
+    a = agg.get(kind(name, fraction))
+    return None if a is None else a[metric][0]
+
+
+def calibration(agg: dict, fraction: float) -> list[tuple[str, str, str, str]]:
+    """(check, measured, goal, met) rows of the calibration table."""
+    out = []
+    for name, goal in (("oracle", f">= {ORACLE_MIN:.2f}"), ("whole_image", f"<= {TRIVIAL_MAX:.2f}"),
+                       ("centre_box", f"<= {TRIVIAL_MAX:.2f}")):
+        v = _mean(agg, name, None)
+        if v is not None:
+            ok = v >= ORACLE_MIN if name == "oracle" else v <= TRIVIAL_MAX
+            out.append((f"{name.replace('_', ' ')}, CIoU (median rule)", f"{v:.3f}", goal,
+                        _met(ok)))
+    full = _mean(agg, ALL_LABELS, 1.0)
+    if full is not None:
+        out.append(("supervised, all labeled, CIoU", f"{full:.3f}", f">= {ALL_LABELED_MIN:.2f}",
+                    _met(full >= ALL_LABELED_MIN)))
+    few = _mean(agg, FEW_LABELS, fraction)
+    if few is not None:
+        out.append((f"supervised, {100 * fraction:g}% labeled, CIoU", f"{few:.3f}", "-", "-"))
+    if few is not None and full is not None:
+        gap = 100 * (full - few)
+        out.append((f"all labeled - {100 * fraction:g}% labeled (points)", f"{gap:+.1f}",
+                    f">= {FEW_LABELS_GAP:.0f}", _met(gap >= FEW_LABELS_GAP)))
+    return out
+
+
+def calibration_table(agg: dict, fraction: float) -> str:
+    lines = ["| check | measured | goal | |", "| --- | --: | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in calibration(agg, fraction)]
+    return "\n".join(lines)
+
+
+def target_check(agg: dict, fraction: float, rows: list[dict[str, Any]]) -> list[str]:
+    """The goal, measured: DMT's lead over each baseline, what each ablation costs, the share
+    of the all-labeled bound."""
+    dmt = agg.get(kind(REFERENCE, fraction))
+    if dmt is None:
+        return ["- DMT was not run."]
+    out = []
+    for name in (n for n, v in VARIANTS.items() if v.baseline):
+        change = paired_change(rows, REFERENCE, fraction, reference=name)
+        if change is None:
+            continue
+        d_med, sd, d_fix, n = change
+        goal = VARIANTS[name].matches == REFERENCE
+        verdict = (f"goal +{TARGET_LEAD[0]:g} / +{TARGET_LEAD[1]:g}: "
+                   f"{_met(d_med >= TARGET_LEAD[0] and d_fix >= TARGET_LEAD[1])}"
+                   if goal else "no goal")
+        out.append(f"- DMT vs {VARIANTS[name].label}: {d_med:+.1f} ± {sd:.1f} (median rule) / "
+                   f"{d_fix:+.1f} (fixed rule) points over {n} paired seed(s); {verdict}")
+    for name in (*TABLES["B"][1:], *TABLES["D"][1:]):
+        change = paired_change(rows, name, fraction)
+        if change is not None:
+            cost, sd, cost_fix, n = -change[0], change[1], -change[2], change[3]
+            verdict = (f"goal >= {ABLATION_MIN_COST:g} over 3 seeds: "
+                       f"{_met(n >= 3 and cost >= ABLATION_MIN_COST)}"
+                       if name in TABLES["B"] else "no goal")
+            out.append(f"- {VARIANTS[name].label} costs {cost:+.1f} ± {sd:.1f} / {cost_fix:+.1f} "
+                       f"points (median / fixed; {n} paired seed(s)); {verdict}")
+    upper = agg.get(kind(ALL_LABELS, 1.0))
+    if upper is not None and min(upper["ciou"][0], upper["ciou_fixed"][0]) > 0:
+        r_med = dmt["ciou"][0] / upper["ciou"][0]
+        r_fix = dmt["ciou_fixed"][0] / upper["ciou_fixed"][0]
+        out.append(f"- DMT reaches {100 * r_med:.0f}% (median) / {100 * r_fix:.0f}% (fixed) of "
+                   f"the all-labeled upper bound (goal {100 * BOUND_SHARE:.0f}%): "
+                   f"{_met(r_med >= BOUND_SHARE and r_fix >= BOUND_SHARE)}")
+    return out
