@@ -51,10 +51,13 @@ class SynthConfig:
     two_sounding: float = _f(0.0, lo=0.0, hi=1.0, help="probability a scene has two sounders")
     offscreen: float = _f(0.0, lo=0.0, hi=1.0, help="version 2: fraction of unlabeled clips "
                           "heard from off-screen (no object of the sound's category shown)")
-    pitch_spread: float = _f(1.0, lo=0.0, hi=1.25, help="version 2: semitones a clip's pitch "
+    looks: int = _f(3, lo=1, hi=3, help="version 2: looks (colour + texture) per category")
+    hue_spread: float = _f(8.0, lo=0.0, hi=30.0, help="version 2: degrees an object's hue "
+                           "moves from its look's colour")
+    pitch_spread: float = _f(0.75, lo=0.0, hi=1.25, help="version 2: semitones a clip's pitch "
                              "moves within its category's band (bands are 2.5 apart)")
     look_share: float = _f(0.3, lo=0.0, hi=1.0, help="version 2: probability a distractor "
-                           "has the sounder's colour and texture")
+                           "wears the sounder's colour")
     rotation: float = _f(30.0, lo=0.0, hi=45.0, help="version 2: largest rotation, degrees")
     overlap: float = _f(0.35, lo=0.0, hi=0.9, help="version 2: fraction of an object's box "
                         "that may lie under the boxes placed before it (drawn in random order)")
@@ -108,6 +111,8 @@ class ModelConfig:
     audio_b_weights: str = _f("", help="local weights of audio_b (as audio_a_weights)")
     dim: int = _f(128, lo=1)
     width: int = _f(32, lo=4, help="channels of the small CNNs")
+    context_blocks: int = _f(0, lo=0, hi=4, help="small visual trunk: stride-1 blocks at 1/8 "
+                             "after the four (each widens the receptive field by 16 px)")
     temperature: float = _f(0.03, lo=1e-4, hi=10.0)
     image_size: int = _f(224, lo=32, help="network input side; maps are resized to 224")
 

@@ -21,6 +21,6 @@ def build_model(model_cfg, audio: str, sample_rate: int = 16000, init_visual=Non
     calling to get a reproducible network.
     """
     visual = build_visual(model_cfg.visual, model_cfg.dim, model_cfg.width, model_cfg.image_size,
-                          init_visual)
+                          init_visual, model_cfg.context_blocks)
     return AVSLNet(visual, build_audio(audio, model_cfg.dim, model_cfg.width, sample_rate,
                                        init_audio), audio)

@@ -43,12 +43,13 @@ def place_objects(cfg: SynthConfig, areas: list[float], rng: np.random.Generator
 def with_looks(cfg: SynthConfig, objects: list, n_sound: int, rng: np.random.Generator
                ) -> list:
     """A look per object (the first ``n_sound`` objects are the sounders); a silent object
-    copies the first sounder's colours and texture with probability ``look_share``, then the
-    drawing order is shuffled."""
+    wears the first sounder's colour with probability ``look_share``; then the drawing order
+    is shuffled."""
     out, first = [], None
     for k, obj in enumerate(objects):
         share = k >= n_sound and first is not None and rng.random() < cfg.look_share
-        look = varied.sample_look(rng, cfg.rotation, first if share else None)
+        look = varied.sample_look(rng, varied.CATEGORIES[obj.category], cfg.looks,
+                                  cfg.rotation, cfg.hue_spread, first if share else None)
         if k < n_sound and first is None:
             first = look
         out.append(dataclasses.replace(obj, look=look))
