@@ -40,7 +40,12 @@ def test_plan_shares_rows_between_tables_and_orders_compute_matched_rows_last():
 
 def test_plan_filters_methods_and_refuses_a_matched_row_without_dmt():
     cfg = C.load(REPO / "jobs/configs/bench_quick.yaml")
-    assert {r.method for r in plan.build_plan(cfg)} == {"supervised", "ezvsl", "dmt"}
+    quick = plan.build_plan(cfg)  # the claim's rows: DMT, its compute-matched pair, the bound
+    assert {r.method for r in quick} == {"supervised", "ezvsl", "dmt", "supervised_matched",
+                                         "supervised_all"}
+    assert [r.key for r in quick].index("supervised_matched@0.03#seed0") > \
+        [r.key for r in quick].index("dmt@0.03#seed0")
+    assert C.flatten(cfg)["data.synth.version"] == 2
     C.set_key(cfg, "bench.methods", "supervised_matched")
     with pytest.raises(C.ConfigError, match="include dmt"):
         plan.build_plan(cfg)
@@ -62,7 +67,7 @@ def test_row_configs_change_only_the_method_and_its_schedule():
     assert {k for k in base if base[k] != ez[k]} == {"name", "dmt.method", "train.seed"}
     # the one schedule of pipeline.methods: EZ-VSL has no warm-up, all its epochs are stage 2,
     # as many as DMT's stage 1 + stage 2 (the same rule `dmt train` and the sweep read)
-    assert total_epochs(ez_cfg) == total_epochs(cfg) == 14
+    assert total_epochs(ez_cfg) == total_epochs(cfg) == 24
     assert {stage_of(e, ez_cfg) for e in range(total_epochs(ez_cfg))} == {2}
     assert [stage_of(e, cfg) for e in range(6)] == [1, 1, 1, 1, 2, 2]
     nf = C.flatten(plan.row_config(cfg, BenchRow("dmt_no_nf", 0.03, 0, ("B",))))
@@ -70,11 +75,13 @@ def test_row_configs_change_only_the_method_and_its_schedule():
     assert changed == {"name", "dmt.noise_filtering"}
     m = plan.row_config(cfg, BenchRow("supervised_matched", 0.03, 0, ("A",)))
     assert (m.dmt.method, m.train.stage2_epochs) == ("dmt", 0)  # two networks, labeled only
-    # Table D: both pairs on audio_a, whatever audio_a is
-    C.set_key(cfg, "model.audio_a", "small_wave")
-    same = C.flatten(plan.row_config(cfg, BenchRow("dmt_same_audio", 0.03, 0, ("D",))))
-    assert same["model.audio_b"] == "small_wave"
-    assert {k for k in same if C.flatten(cfg)[k] != same[k]} == {"name", "model.audio_b"}
+    # Table D: both pairs on audio_a, whatever audio_a is (the shipped DMT rows differ)
+    assert (cfg.model.audio_a, cfg.model.audio_b) == ("small", "small_wave")
+    for audio_a in ("small", "vggish"):
+        C.set_key(cfg, "model.audio_a", audio_a)
+        same = C.flatten(plan.row_config(cfg, BenchRow("dmt_same_audio", 0.03, 0, ("D",))))
+        assert same["model.audio_b"] == audio_a
+        assert {k for k in same if C.flatten(cfg)[k] != same[k]} == {"name", "model.audio_b"}
 
 
 def _arrays(n: int, test: int, with_boxes: bool = True) -> memory.ClipArrays:

@@ -134,8 +134,17 @@ def test_checkpoint_refuses_foreign_pickles(tmp_path):
             return (print, ("code ran",))
 
     torch.save({"format": 1, "state": Evil()}, tmp_path / "state.pt")
-    with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported"):
+    with pytest.raises(ValueError, match="state.pt: not a dmt-avsl checkpoint.*[Ww]eights only"):
         ckpt_io.load(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b'{"checkpoints": []}', b"PK\x03\x04truncated", b""])
+def test_a_file_that_is_no_checkpoint_is_named_with_the_cause(tmp_path, content):
+    """Ray Train's checkpoint_manager_snapshot.json, a truncated save, an empty file: a
+    ValueError naming the file, not torch's 'Unsupported operand 123'."""
+    (tmp_path / "checkpoint_manager_snapshot.json").write_bytes(content)
+    with pytest.raises(ValueError, match="checkpoint_manager_snapshot.json: not a dmt-avsl"):
+        ckpt_io.load(tmp_path / "checkpoint_manager_snapshot.json")
 
 
 def _kill_one_worker_after_first_checkpoint(run_folder: Path, killed: list) -> None:

@@ -7,6 +7,7 @@ One file, ``state.pt``, written with ``torch.save`` and read with ``torch.load(w
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,14 @@ def find(path: str | os.PathLike) -> Path:
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save`, safely (``weights_only=True``)."""
     file = find(path)
-    data = torch.load(file, map_location=map_location, weights_only=True)
+    try:
+        data = torch.load(file, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        # a JSON file, a truncated save or a pickle of objects: torch's message ("Unsupported
+        # operand 123", "PytorchStreamReader failed ...") names neither the file nor the cause
+        first_line = (str(err).splitlines() or ["empty or truncated file"])[0][:200]
+        raise ValueError(f"{file}: not a dmt-avsl checkpoint, or a damaged one "
+                         f"({type(err).__name__}: {first_line})") from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{file}: not a dmt-avsl checkpoint (format {FORMAT})")
     return data
