@@ -27,6 +27,14 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    """Lay out, write at 100 dpi and close ``fig``: every plot of the report the same way."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def ciou_vs_fraction(out: Path, agg: dict) -> Path | None:
     curves = {m: sorted((f, a) for (name, f, pool), a in agg.items()
                         if name == m and f is not None and not pool)
@@ -53,11 +61,7 @@ def ciou_vs_fraction(out: Path, agg: dict) -> Path | None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("CIoU")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "ciou_vs_fraction.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "ciou_vs_fraction.png")
 
 
 def _mean_history(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -94,11 +98,7 @@ def ciou_vs_pool(out: Path, agg: dict, fraction: float) -> Path | None:
     ax.set_ylabel("test CIoU")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "ciou_vs_unlabeled.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "ciou_vs_unlabeled.png")
 
 
 def pseudo_labels(out: Path, rows: list[dict[str, Any]], fraction: float) -> Path | None:
@@ -125,11 +125,7 @@ def pseudo_labels(out: Path, rows: list[dict[str, Any]], fraction: float) -> Pat
         ax.set_xlabel("stage-2 epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "pseudo_labels.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "pseudo_labels.png")
 
 
 def write_plots(out: Path, rows: list[dict[str, Any]], agg: dict, cfg) -> list[Path]:
