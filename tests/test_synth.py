@@ -21,7 +21,6 @@ from pipeline.synth.placement import centre_disc
 from pipeline.synth.scene import sample_scene
 from pipeline.synth.shapes import SHAPES, object_sprite, shape_mask
 
-
 # The conftest fixture's config: 24 clips of 2 s at the default 224 px / 25 fps / 16 kHz.
 SMALL = SynthConfig(clips=24, labeled=6, test=6, seed=7, duration=2.0, workers=2)
 COLOUR_TOL = 40  # max per-channel difference from a category colour after H.264 + yuv420p
