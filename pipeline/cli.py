@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from pipeline.config import ConfigError
+from pipeline.errors import ShardsError
 
 # name -> (module under pipeline.commands, one-line help). Order is the order of `dmt --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(mod.run(args) or 0)
     except ConfigError as exc:
         print(f"dmt {args.command}: config error: {exc}", file=sys.stderr)
+        return 2
+    except ShardsError as exc:  # bad shards: the file and the reason, before any training
+        print(f"dmt {args.command}: shards error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from pipeline import config as config_mod
 from pipeline.data import reader
+from pipeline.data.verify import verify_shards
+from pipeline.methods import method_of
 
 
 def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
@@ -22,7 +24,7 @@ def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
 
     paths = config_mod.data_paths(cfg.data)
     if reader.is_shards_folder(paths.shards):
-        return reader.load_summary(paths.shards)
+        return verify_shards(paths.shards, required_splits(cfg))
     synthetic = not (cfg.data.videos or cfg.data.frames)
     if synthetic and not paths.videos.exists():
         if cfg.data.format != "synth":
@@ -41,15 +43,25 @@ def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
 
     say(f"[data] {paths.shards} missing: preprocessing with Ray Data; {sources.describe()}")
     ensure_ray()
-    return run_preprocess(sources.inputs, paths.shards, annotations=sources.annotations,
-                          fmt=cfg.data.format, lists=sources.lists, data=cfg.data,
-                          progress=True, config=config_mod.to_dict(cfg))
+    run_preprocess(sources.inputs, paths.shards, annotations=sources.annotations,
+                   fmt=cfg.data.format, lists=sources.lists, data=cfg.data,
+                   progress=True, config=config_mod.to_dict(cfg))
+    return verify_shards(paths.shards, required_splits(cfg))
+
+
+def required_splits(cfg: config_mod.Config) -> tuple[str, ...]:
+    """The splits a run of ``cfg`` reads, each of which must hold a row: labeled (methods
+    trained on boxes), unlabeled (methods with a stage 2 on it), test (the final evaluation)."""
+    method = method_of(cfg.dmt.method)
+    return (("labeled",) if method.reads_boxes else ()) + (
+        ("unlabeled",) if method.reads_unlabeled else ()) + ("test",)
 
 
 def require_shards(cfg: config_mod.Config) -> dict[str, Any]:
-    """The summary of ``cfg``'s shards, or FileNotFoundError saying how to make them."""
+    """The summary of ``cfg``'s checked shards (``verify_shards``), or an error saying how to
+    make them."""
     shards = config_mod.data_paths(cfg.data).shards
     if not reader.is_shards_folder(shards):
         raise FileNotFoundError(f"{shards}: no preprocessed shards; run `dmt preprocess` (or "
                                 f"`dmt train`, which prepares synthetic data) first")
-    return reader.load_summary(shards)
+    return verify_shards(shards, required_splits(cfg))

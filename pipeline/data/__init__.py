@@ -29,13 +29,21 @@ from pipeline.data.reader import (
     row_to_example,
     shard_files,
 )
-from pipeline.data.schema import SCHEMA, SCHEMA_VERSION, SchemaVersionError, check_schema
+from pipeline.data.schema import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    SchemaVersionError,
+    ShardsError,
+    check_schema,
+)
+from pipeline.data.verify import verify_shards
 
 __all__ = [
     "SCHEMA", "SCHEMA_VERSION", "AnnotationError", "ClipDecoder", "ClipError", "DecodeOptions",
-    "InputError", "PreprocessError", "SchemaVersionError", "build_plan", "check_schema",
+    "InputError", "PreprocessError", "SchemaVersionError", "ShardsError", "build_plan",
+    "check_schema",
     "decode_clip", "iter_batches", "list_inputs", "load_annotations", "load_flickr_dir",
     "load_id_list", "load_quarantine", "load_split_lists", "load_summary", "load_vggss_json",
     "make_row", "parse_flickr_xml", "ray_dataset", "read_shards", "row_to_example",
-    "run_preprocess", "shard_files", "write_shard",
+    "run_preprocess", "shard_files", "verify_shards", "write_shard",
 ]

@@ -84,6 +84,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from pipeline.errors import ShardsError
+
 SCHEMA_VERSION = 3
 SCHEMA_NAME = "dmt-avsl/clips"
 VERSION_KEY = b"dmt.schema_version"
@@ -149,7 +151,7 @@ QUARANTINE_FIELDS = ("id", "path", "split", "reason")
 """Keys of each ``quarantine.jsonl`` line."""
 
 
-class SchemaVersionError(ValueError):
+class SchemaVersionError(ShardsError):
     """Shards written by another schema version (or not by ``dmt preprocess`` at all)."""
 
 

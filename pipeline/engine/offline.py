@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,9 +39,10 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike
                         split: str = "test", batch_size: int = 32,
                         device: str = "cpu") -> dict[str, Any]:
     """The metrics table of a checkpoint on one split, with the trivial predictors beside it."""
+    from pipeline.data.verify import verify_shards
+
     state, cfg, data = load_state(checkpoint, device)
-    if not Path(shards).is_dir():
-        raise FileNotFoundError(f"--data: {shards} is not a shards folder")
+    verify_shards(shards, needs=() if split == "val" else (split,))
     batches = split_batches(shards, split, cfg.model.image_size, batch_size)
     with torch.no_grad():
         scores = evaluation.score_batches(state, batches, lambda b: to_torch(b, state.device))

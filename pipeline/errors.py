@@ -1,0 +1,7 @@
+"""Errors the CLI prints as one line, without a traceback (kept free of heavy imports: the
+``dmt`` entry point imports this module before any command runs)."""
+
+
+class ShardsError(ValueError):
+    """A shards folder that cannot be trained or evaluated on: the message names the file and
+    what is wrong (``pipeline.data.verify``)."""
