@@ -59,18 +59,19 @@ def test_grace_period_counts_from_stage_2_when_only_dmt_values_are_swept():
 
 
 def test_concurrency_fits_the_cluster():
-    cfg = C.load(None, ["train.num_workers=1", "train.cpus_per_worker=0.5",
-                        "tune.trial_cpus=0.5"])
+    from pipeline.train import resources
+
+    cfg = resources.fitted(C.load(None, ["train.num_workers=1"]), 2, sweep=True)
+    assert cfg.train.cpus_per_worker == 0.5  # auto: the 2 CPUs less trial 0.5 and Ray Data's 1
     assert sweep.trial_resources(cfg) == 2.0  # trial function + worker + room for Ray Data
     assert sweep.max_concurrent(cfg, 2) == 1
     assert sweep.max_concurrent(cfg, 8) == 4
     assert sweep.max_concurrent(cfg, 1) == 1  # never zero: one trial always runs
-    sweep.check_fits(cfg, 2)
     C.set_key(cfg, "tune.max_concurrent", 3)
     assert sweep.max_concurrent(cfg, 2) == 3
     C.set_key(cfg, "train.cpus_per_worker", 1.0)
-    with pytest.raises(C.ConfigError, match="one trial needs 2.5 CPUs"):
-        sweep.check_fits(cfg, 2)
+    with pytest.raises(C.ConfigError, match=r"one trial needs 2.5 CPUs .*cpus_per_worker=0.5"):
+        resources.fitted(cfg, 2, sweep=True)
 
 
 @pytest.mark.slow
@@ -84,8 +85,7 @@ def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
         f"data.root={root / 'data'}", "train.storage=ray_results",
         f"tracking.uri=sqlite:///{root / 'mlflow.db'}", "train.stage1_epochs=1",
         "train.stage2_epochs=2", "tune.grace_period=1", "tune.reduction_factor=4",
-        "train.cpus_per_worker=0.5", "tune.trial_cpus=0.5",
-        "tune.objective=val/mean_ciou"])
+        "tune.objective=val/mean_ciou"])  # resources left at their defaults: they fit 2 CPUs
     out = sweep.run_sweep(cfg, samples=4, say=lambda *_: None)
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     space = S.load_space(None, cfg)

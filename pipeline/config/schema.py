@@ -156,7 +156,8 @@ class TrainConfig:
                         help="encoders under autocast (bf16/fp16; fp16 with a gradient scaler); "
                              "maps, losses, optimiser and EMA stay fp32")
     channels_last: bool = _f(False, help="NHWC visual encoders (faster convolutions on GPUs)")
-    cpus_per_worker: float = _f(1.0, lo=0.01)
+    cpus_per_worker: float = _f(0.0, lo=0.0, help="CPUs per Train worker (0: auto, 1 each when "
+                                "that leaves Ray Data a CPU, else an equal share)")
     placement_strategy: str = _f("PACK", choices=("PACK", "SPREAD", "STRICT_PACK",
                                                   "STRICT_SPREAD"),
                                  help="where Ray Train places the workers (SPREAD: across nodes)")

@@ -17,6 +17,7 @@ from pipeline.engine.heatmaps import heatmap_clips
 from pipeline.models.pretrained import read_initial_weights
 from pipeline.prepare import require_shards
 from pipeline.ray_env import ensure_ray
+from pipeline.train import resources
 from pipeline.train.data import build_datasets
 
 log = logging.getLogger("dmt.train")
@@ -120,6 +121,11 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
     # the weights files are read (and checked) once, here, for a run from scratch
     init = None if resume else read_initial_weights(cfg.model)
     ensure_ray()
+    import ray
+
+    # a run that cannot hold its workers and Ray Data's stream is refused before MLflow or Ray
+    # Train start (it would train stage 1 and hang at the start of stage 2)
+    cfg = resources.fitted(cfg, ray.cluster_resources().get("CPU", 0.0))
     storage = config_mod.storage_dir(cfg)
     if resume:
         run_id, name, storage = info["run_id"], info["name"], Path(info["storage"])

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config as config_mod
+from pipeline.train import resources
 from pipeline.tune import space as space_mod
 from pipeline.tune.trials import close_children, run_trial, trial_rows
 
@@ -36,35 +37,14 @@ class SweepOutcome:
     path: Path
 
 
-DATA_HEADROOM_CPUS = 1.0
-
-
 def trial_resources(cfg: config_mod.Config) -> float:
-    """CPUs one trial needs: its driver function, its Train workers, and free room for data.
-
-    Ray Data inside a Train run inside a Tune trial only schedules when about one CPU is left
-    free beside the trial and its workers (measured on a 2-CPU machine with Ray 2.60: trial 0.5
-    + worker 0.5 trains; trial 0.25 + worker 1.0 starves the loop forever with "Cluster
-    resources are not enough to run any task"), so that room counts as part of each trial.
-    """
-    return cfg.tune.trial_cpus + cfg.train.num_workers * cfg.train.cpus_per_worker \
-        + DATA_HEADROOM_CPUS
-
-
-def check_fits(cfg: config_mod.Config, cluster_cpus: float) -> None:
-    """Refuse, before any trial starts, a sweep whose single trial cannot run on the cluster."""
-    need = trial_resources(cfg)
-    if need > cluster_cpus + 1e-9:
-        raise config_mod.ConfigError(
-            f"train.cpus_per_worker / train.num_workers / tune.trial_cpus: one trial needs "
-            f"{need:g} CPUs (trial {cfg.tune.trial_cpus:g} + {cfg.train.num_workers} x "
-            f"{cfg.train.cpus_per_worker:g} per worker + {DATA_HEADROOM_CPUS:g} free for Ray "
-            f"Data) but the cluster has {cluster_cpus:g}; e.g. --set train.cpus_per_worker=0.5 "
-            f"--set tune.trial_cpus=0.5 on a 2-CPU machine")
+    """CPUs one trial holds: its driver function, its Train workers and the room Ray Data's
+    stream needs beside them (``pipeline.train.resources``); ``cfg`` as fitted."""
+    return resources.run_cpus(cfg, cfg.train.cpus_per_worker, cfg.tune.trial_cpus)
 
 
 def max_concurrent(cfg: config_mod.Config, cluster_cpus: float) -> int:
-    """Trials that fit the cluster at once (never 0: one trial always runs)."""
+    """Trials that fit the cluster at once (never 0: one trial always runs); ``cfg`` as fitted."""
     if cfg.tune.max_concurrent:
         return cfg.tune.max_concurrent
     return max(1, math.floor(cluster_cpus / trial_resources(cfg) + 1e-9))
@@ -249,10 +229,10 @@ def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = Non
     from pipeline.train.data import validation_ids
 
     sw = _load_sweep(cfg, samples, space_file, resume)
-    cfg = sw.cfg
     ensure_ray()
     cluster_cpus = ray.cluster_resources().get("CPU", 1)
-    check_fits(cfg, cluster_cpus)  # before any data, MLflow or trial work
+    # before any data, MLflow or trial work: a trial that cannot fit is refused
+    sw.cfg = cfg = resources.fitted(sw.cfg, cluster_cpus, sweep=True)
     prepare_dataset(cfg, say)
     if not validation_ids(cfg):
         raise config_mod.ConfigError("data.val_fraction: the validation split is empty")

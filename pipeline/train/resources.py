@@ -1,0 +1,80 @@
+"""CPUs of a training run (or a sweep's trial) fitted to the cluster it runs on, and refused
+before any work when they cannot fit.
+
+Ray Data streams the unlabeled clips of stage 2 beside the Train workers, and only schedules
+its read and decode tasks when about one whole CPU is left free (measured on a 2-CPU machine
+with Ray 2.60: workers holding all CPUs train stage 1, whose splits are decoded up front, then
+wait forever at the start of stage 2 with "Cluster resources are not enough to run any task
+from TaskPoolMapOperator[ReadFilesParquetV2]"). So a run needs its workers' CPUs plus
+:data:`DATA_HEADROOM_CPUS`, and a sweep's trial its driver function's CPUs on top.
+
+``train.cpus_per_worker = 0`` (the default) means: one CPU per worker when that fits, else an
+equal share of what is left beside the headroom (fractional CPUs on small machines: 0.5 per
+worker for two workers on 2 CPUs). A value the user set is kept and checked.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pipeline import config as config_mod
+
+DATA_HEADROOM_CPUS = 1.0  # free beside the workers for Ray Data's stage-2 stream
+AUTO_MAX_CPUS = 1.0  # auto never gives a worker more (decoding runs in Ray Data, not in it)
+STEP = 0.05  # auto shares are rounded down to this
+
+
+def worker_cpus(cfg: config_mod.Config, cluster_cpus: float, trial_cpus: float = 0.0) -> float:
+    """CPUs per Train worker: ``train.cpus_per_worker`` when set, else the auto share (which
+    may be <= 0 when nothing fits; :func:`check_fits` refuses that)."""
+    if cfg.train.cpus_per_worker > 0 or cfg.train.num_workers == 0:
+        return cfg.train.cpus_per_worker
+    free = cluster_cpus - trial_cpus - DATA_HEADROOM_CPUS
+    share = math.floor(free / cfg.train.num_workers / STEP + 1e-9) * STEP
+    return round(min(AUTO_MAX_CPUS, share), 4)
+
+
+def run_cpus(cfg: config_mod.Config, cpus_per_worker: float, trial_cpus: float = 0.0) -> float:
+    """CPUs one run holds for its whole length (stage 2 included)."""
+    workers = cfg.train.num_workers * cpus_per_worker
+    return trial_cpus + workers + (DATA_HEADROOM_CPUS if cfg.train.num_workers else 0.0)
+
+
+def fitted(cfg: config_mod.Config, cluster_cpus: float, *, sweep: bool = False
+           ) -> config_mod.Config:
+    """A copy of ``cfg`` with a concrete ``train.cpus_per_worker``, after :func:`check_fits`.
+    ``sweep``: the run is a Tune trial, whose driver function holds ``tune.trial_cpus``."""
+    trial = cfg.tune.trial_cpus if sweep else 0.0
+    cpus = worker_cpus(cfg, cluster_cpus, trial)
+    check_fits(cfg, cluster_cpus, cpus, trial)
+    out = config_mod.from_dict(config_mod.to_dict(cfg))
+    out.train.cpus_per_worker = cpus
+    return out
+
+
+def check_fits(cfg: config_mod.Config, cluster_cpus: float, cpus_per_worker: float,
+               trial_cpus: float = 0.0) -> None:
+    """ConfigError with the numbers and a setting that fits, unless one run fits the cluster."""
+    nw = cfg.train.num_workers
+    if nw == 0:
+        return
+    need = run_cpus(cfg, cpus_per_worker, trial_cpus)
+    if cpus_per_worker > 0 and need <= cluster_cpus + 1e-9:
+        return
+    trial = f"trial {trial_cpus:g} + " if trial_cpus else ""
+    room = cluster_cpus - trial_cpus - DATA_HEADROOM_CPUS
+    if room >= STEP * nw:
+        hint = (f"--set train.cpus_per_worker={math.floor(room / nw / STEP + 1e-9) * STEP:g} "
+                f"(or leave it at 0: auto)")
+    else:
+        most = max(0, math.floor(room / STEP + 1e-9) * STEP)
+        hint = (f"the cluster holds no Train worker beside Ray Data here (at most {most:g} "
+                f"CPUs free); use train.num_workers=0 (in-process) or a larger cluster")
+        if trial_cpus and cluster_cpus - DATA_HEADROOM_CPUS - STEP * nw >= STEP:
+            hint = "lower tune.trial_cpus, or " + hint
+    shown = f"{cpus_per_worker:g}" if cpus_per_worker > 0 else "auto"
+    raise config_mod.ConfigError(
+        f"train.num_workers / train.cpus_per_worker{' / tune.trial_cpus' if trial_cpus else ''}"
+        f": one {'trial' if trial_cpus else 'run'} needs {need:g} CPUs for all of stage 2 "
+        f"({trial}{nw} worker(s) x {shown} + {DATA_HEADROOM_CPUS:g} free for Ray Data's "
+        f"unlabeled stream) but the cluster has {cluster_cpus:g}; {hint}")
