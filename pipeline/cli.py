@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from pipeline.config import ConfigError
-from pipeline.errors import ShardsError
+from pipeline.errors import FolderLockedError, ShardsError
 
 # name -> (module under pipeline.commands, one-line help). Order is the order of `dmt --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     except ShardsError as exc:  # bad shards: the file and the reason, before any training
         print(f"dmt {args.command}: shards error: {exc}", file=sys.stderr)
         return 2
+    except FolderLockedError as exc:  # another live process writes the same folder
+        print(f"dmt {args.command}: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

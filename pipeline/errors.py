@@ -5,3 +5,7 @@
 class ShardsError(ValueError):
     """A shards folder that cannot be trained or evaluated on: the message names the file and
     what is wrong (``pipeline.data.verify``)."""
+
+
+class FolderLockedError(RuntimeError):
+    """An output folder another live process is writing (``pipeline.locks``)."""

@@ -25,8 +25,10 @@ from pipeline.bench import report
 from pipeline.bench.memory import ClipArrays, load_clips
 from pipeline.bench.plan import BenchRow, build_plan, row_config
 from pipeline.engine import checkpoint as ckpt_io
+from pipeline.locks import FolderLock
 
 RESULTS = "results.json"
+BENCH_LOCK = ".dmt.lock"  # held in --out while a process runs the benchmark there
 SUMMARY_KEYS = ("ciou", "auc", "mean_ciou", "ciou_fixed", "auc_fixed", "mean_ciou_fixed", "mse")
 
 
@@ -128,15 +130,21 @@ def _next_ready(todo: list[BenchRow], results: dict[str, Any]) -> BenchRow | Non
 
 def run_quality(cfg: config_mod.Config, out_dir: str | Path, *, fresh: bool = False,
                 say=print) -> BenchOutcome:
+    cfg = config_mod.resolve_paths(cfg)
+    rows = build_plan(cfg)  # config errors before any work
+    out = Path(out_dir).resolve()
+    # one writer per --out: two benchmarks there would overwrite each other's results.json
+    with FolderLock(out / BENCH_LOCK, f"benchmark folder {out}"):
+        return _run_quality(cfg, rows, out, fresh, say)
+
+
+def _run_quality(cfg: config_mod.Config, rows: list[BenchRow], out: Path, fresh: bool,
+                 say) -> BenchOutcome:
     import ray
 
     from pipeline.prepare import prepare_dataset
     from pipeline.ray_env import ensure_ray
 
-    cfg = config_mod.resolve_paths(cfg)
-    rows = build_plan(cfg)  # config errors before any work
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(config_mod.dump_yaml(cfg))
     t_start = time.perf_counter()
     ensure_ray()

@@ -60,6 +60,7 @@ from pipeline.data.resume import (
 )
 from pipeline.data.summary import finalize, run_meta
 from pipeline.data.writer import atomic_write_bytes, write_shard
+from pipeline.locks import FolderLock
 
 ENGINES = ("ray", "local")
 
@@ -86,6 +87,7 @@ def run_preprocess(videos: str | Path | FramesAudio, out: str | Path, *,
     come from it; ``opts`` overrides the latter). ``engine="ray"`` uses Ray Data (``ray.init()``
     is called if Ray is not running; it honours ``RAY_ADDRESS``), ``"local"`` the same code in
     this process. ``config`` (e.g. the whole run config as a dict) is recorded in the summary.
+    A second run into ``out`` while one is live is refused (``FolderLockedError``).
     """
     if engine not in ENGINES:
         raise PreprocessError(f"engine {engine!r}: one of {', '.join(ENGINES)}")
@@ -93,9 +95,19 @@ def run_preprocess(videos: str | Path | FramesAudio, out: str | Path, *,
         from pipeline.config import DataConfig
 
         data = DataConfig()
-    opts = opts or DecodeOptions.from_config(data)
-    rows_per_file = int(getattr(data, "rows_per_file", 1000))
     out = Path(out).resolve()
+    # one writer: two runs into one folder would interleave rows in its partial folder
+    with FolderLock(out.with_name(f".{out.name}.lock"), f"dmt preprocess into {out}"):
+        return _preprocess(videos, out, annotations, fmt, lists, data,
+                           opts or DecodeOptions.from_config(data), engine, force, progress,
+                           num_cpus_per_task, config)
+
+
+def _preprocess(videos: str | Path | FramesAudio, out: Path, annotations: str | Path | None,
+                fmt: str, lists: str | Path | None, data: Any, opts: DecodeOptions, engine: str,
+                force: bool, progress: bool, num_cpus_per_task: float,
+                config: dict | None) -> dict[str, Any]:
+    rows_per_file = int(getattr(data, "rows_per_file", 1000))
     tmp = out.with_name(f".{out.name}.partial")
     t0 = time.perf_counter()
 

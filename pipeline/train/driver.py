@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline import config as config_mod
 from pipeline.engine.heatmaps import heatmap_clips
+from pipeline.locks import FolderLock
 from pipeline.models.pretrained import read_initial_weights
 from pipeline.prepare import require_shards
 from pipeline.ray_env import ensure_ray
@@ -22,6 +23,7 @@ from pipeline.train.data import build_datasets
 
 log = logging.getLogger("dmt.train")
 RUN_INFO = "dmt_run.json"  # written into the Ray run folder: how to resume it
+RUN_LOCK = ".dmt.lock"  # held there while a process trains the run
 
 
 @dataclass
@@ -136,8 +138,20 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
                                     run_name or cfg.name, config_mod.flatten(cfg), tags,
                                     parent_run_id=parent_run_id)
         name = run_name or f"{cfg.name}-{run_id[:12]}"
-    logger = tracking.RunLogger(uri, run_id)
     run_path = storage / name
+    # one writer per run folder: a second `--resume` of a live run is refused
+    with FolderLock(run_path / RUN_LOCK, f"training run folder {run_path}"):
+        return _fit_locked(cfg, resume, run_id, name, storage, run_path, uri, init, eval_split,
+                           callbacks, say)
+
+
+def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: str,
+                storage: Path, run_path: Path, uri: str, init: Any, eval_split: str,
+                callbacks: list | None, say) -> TrainOutcome:
+    """The run's folder written, its trainer fitted and its MLflow run closed."""
+    from pipeline import tracking
+
+    logger = tracking.RunLogger(uri, run_id)
     run_path.mkdir(parents=True, exist_ok=True)
     (run_path / RUN_INFO).write_text(json.dumps({"run_id": run_id, "name": name,
                                                  "storage": str(storage), "uri": uri,

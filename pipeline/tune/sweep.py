@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config as config_mod
+from pipeline.locks import FolderLock
 from pipeline.train import resources
 from pipeline.tune import space as space_mod
 from pipeline.tune.trials import close_children, run_trial, trial_rows
 
 SWEEP_INFO = "dmt_sweep.json"
+SWEEP_LOCK = ".dmt.lock"  # held in the sweep folder while a process runs the sweep
 
 
 @dataclass
@@ -220,6 +222,13 @@ def _best(sw: _Sweep, rows: list[dict]) -> tuple[dict, config_mod.Config, dict[s
 def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = None,
               resume: bool = False, say=print) -> SweepOutcome:
     """Run (or resume) a sweep; return the best trial and its test-split evaluation."""
+    sw = _load_sweep(cfg, samples, space_file, resume)
+    # one writer per sweep folder: a second `--resume` of a live sweep is refused
+    with FolderLock(sw.folder / SWEEP_LOCK, f"sweep folder {sw.folder}"):
+        return _run_sweep(sw, say)
+
+
+def _run_sweep(sw: _Sweep, say) -> SweepOutcome:
     import ray
 
     from pipeline import tracking
@@ -228,7 +237,6 @@ def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = Non
     from pipeline.ray_env import ensure_ray
     from pipeline.train.data import validation_ids
 
-    sw = _load_sweep(cfg, samples, space_file, resume)
     ensure_ray()
     cluster_cpus = ray.cluster_resources().get("CPU", 1)
     # before any data, MLflow or trial work: a trial that cannot fit is refused
