@@ -28,15 +28,23 @@ def decode_jpeg(data: bytes) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-def read_image(path) -> np.ndarray:
-    """A frame image file (JPEG, PNG) -> uint8 HxWx3 RGB, checked; ClipError naming why not."""
+def read_image(path, max_pixels: int = 40_000_000) -> np.ndarray:
+    """A frame image file (JPEG, PNG) -> uint8 HxWx3 RGB, checked; ClipError naming why not.
+    An image of more than ``max_pixels`` is refused from its header, before decoding."""
     from PIL import Image, UnidentifiedImageError
 
     from pipeline.data.media import ClipError
 
     try:
         with Image.open(path) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ClipError(f"frame image of {width}x{height} pixels, over "
+                                f"data.max_frame_pixels={max_pixels}")
             frame = np.asarray(img.convert("RGB"))
+    except Image.DecompressionBombError:  # Pillow's own bound (2 x 89 MP), met at open
+        raise ClipError(f"frame image of more than {2 * Image.MAX_IMAGE_PIXELS} pixels, over "
+                        f"data.max_frame_pixels={max_pixels}") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         text = text.replace(f" '{path}'", "").replace(f" {path}", "")  # the path is the row's

@@ -36,7 +36,7 @@ import numpy as np
 from pipeline.data import schema
 from pipeline.data.audio_window import read_audio_window
 from pipeline.data.codecs import encode_jpeg, encode_pcm16, log_spectrogram, resize_short_side
-from pipeline.data.media import ClipError, probe, short_error
+from pipeline.data.media import ClipError, Facts, probe, short_error
 from pipeline.data.video_frame import read_frame
 
 __all__ = ["TRUNCATED_FRACTION", "ClipDecoder", "ClipError", "DecodeOptions", "decode_clip",
@@ -62,19 +62,35 @@ class DecodeOptions:
     silence_rms: float = DEFAULT_SILENCE_RMS
     spec_n_fft: int = 512
     spec_hop: int = 238
+    max_duration_s: float = 1800.0
+    max_frame_pixels: int = 40_000_000
 
     @classmethod
     def from_config(cls, data: Any) -> DecodeOptions:
         """From a ``DataConfig`` (fields it lacks keep their defaults)."""
         kw = {}
         for name in ("frame_time", "frame_short_side", "audio_seconds", "sample_rate",
-                     "store_spectrogram", "silence_rms", "jpeg_quality"):
+                     "store_spectrogram", "silence_rms", "jpeg_quality", "max_duration_s",
+                     "max_frame_pixels"):
             if hasattr(data, name):
                 kw[name] = getattr(data, name)
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_limits(facts: Facts, opts: DecodeOptions) -> None:
+    """Refuse, from the container header and before decoding, media whose decoding would not
+    fit in bounded memory: the audio track is decoded whole (about 64 kB per second at 16 kHz),
+    a frame is H x W x 3 bytes (1.2 GB at 20,000 x 20,000)."""
+    if facts.declared_duration > opts.max_duration_s:
+        raise ClipError(f"{facts.declared_duration:.0f} s long, over data.max_duration_s="
+                        f"{opts.max_duration_s:g} (its audio track would be decoded whole); "
+                        f"cut the clip or raise the limit")
+    if facts.width * facts.height > opts.max_frame_pixels:
+        raise ClipError(f"frame of {facts.width}x{facts.height} pixels, over "
+                        f"data.max_frame_pixels={opts.max_frame_pixels}")
 
 
 def decode_clip(path: str | Path, clip_id: str, opts: DecodeOptions) -> dict[str, Any]:
@@ -88,6 +104,7 @@ def decode_clip(path: str | Path, clip_id: str, opts: DecodeOptions) -> dict[str
     facts = probe(path)
     if not facts.has_video:
         raise ClipError("no video stream")
+    check_limits(facts, opts)
     frame = read_frame(path, opts.frame_time, facts)
     if not facts.has_audio:
         raise ClipError("no audio stream")
@@ -120,10 +137,11 @@ def decode_pair(frame_path: str | Path, audio_path: str | Path, clip_id: str,
     window is centred on the middle of the track (the frame's time is unknown)."""
     from pipeline.data.codecs import read_image
 
-    image = read_image(frame_path)
+    image = read_image(frame_path, opts.max_frame_pixels)
     facts = probe(str(audio_path))
     if not facts.has_audio:
         raise ClipError(f"no audio stream in {Path(audio_path).name}")
+    check_limits(facts, opts)
     audio = read_audio_window(str(audio_path), int(opts.sample_rate), None, opts.audio_seconds)
     row = media_columns(image, audio.wave, opts)
     row.update({

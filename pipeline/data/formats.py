@@ -31,6 +31,11 @@ from pathlib import Path
 from typing import Any
 
 FORMATS = ("synth", "vggss", "flickr")
+# Annotation and list files are read whole: a bound keeps a wrong or hostile file (a 1 GB JSON)
+# from taking the machine's memory. VGG-SS's JSON is about 1 MB, VGGSound-scale lists of
+# 200,000 ids a few MB; a Flickr XML file holds one image's boxes.
+MAX_ANNOTATION_BYTES = 256 * 1024**2
+MAX_XML_BYTES = 1024**2
 SPLITS = ("labeled", "unlabeled", "test")
 SPLIT_PRIORITY = {"test": 0, "labeled": 1, "unlabeled": 2}  # an id in two lists gets the first
 
@@ -62,6 +67,14 @@ class AnnotationSet:
     source: str = ""
     format: str = ""
     stats: dict[str, int] = field(default_factory=dict)
+
+
+def _check_size(path: Path, limit: int, what: str) -> None:
+    """AnnotationError when ``path`` is larger than ``limit`` bytes (FileNotFoundError passes)."""
+    size = path.stat().st_size
+    if size > limit:
+        raise AnnotationError(f"{path}: {what} of {size / 1024**2:.0f} MB, over the "
+                              f"{limit / 1024**2:.0f} MB an annotation or list file can be here")
 
 
 def _clip01(v: float) -> float:
@@ -100,11 +113,15 @@ def load_vggss_json(path: str | Path) -> AnnotationSet:
     """Read a VGG-SS style JSON (also the synth benchmark's ``annotations.json``)."""
     path = Path(path)
     try:
+        _check_size(path, MAX_ANNOTATION_BYTES, "annotation file")
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise AnnotationError(f"{path}: annotation file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AnnotationError(f"{path}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise AnnotationError(f"{path}: JSON nested too deeply to be an annotation file "
+                              f"(VGG-SS's is a list of flat records)") from None
     if isinstance(data, dict) and isinstance(data.get("clips") or data.get("annotations"), list):
         data = data.get("clips") or data.get("annotations")
     if not isinstance(data, list):
@@ -142,7 +159,10 @@ def parse_flickr_xml(path: str | Path) -> Annotation:
     """One Flickr-SoundNet XML file -> its boxes (error set when the file is malformed)."""
     path = Path(path)
     try:
+        _check_size(path, MAX_XML_BYTES, "Flickr XML file")
         root = ET.parse(path).getroot()
+    except AnnotationError as exc:
+        return Annotation(box_format="flickr", error=str(exc))
     except (ET.ParseError, OSError) as exc:
         return Annotation(box_format="flickr", error=f"unreadable Flickr XML {path.name}: {exc}")
     raw: list[list[int]] = []
@@ -209,6 +229,7 @@ def load_id_list(path: str | Path) -> list[str]:
     anything else -> one id per line. Blank lines are skipped; CRLF is fine."""
     path = Path(path)
     try:
+        _check_size(path, MAX_ANNOTATION_BYTES, "id list")
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise AnnotationError(f"{path}: id list not found") from None

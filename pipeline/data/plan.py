@@ -89,6 +89,27 @@ def _stats(clip) -> tuple:
     return tuple(out)
 
 
+MAX_ID_CHARS = 255  # a file name's limit on common file systems
+
+
+def id_problem(clip_id: str) -> str:
+    """Why ``clip_id`` cannot be a clip id ("" when it can). Ids name files in the field's
+    tools (``<id>.jpg``, ``<id>.wav``, heatmaps named by id), so one that is not a plain file
+    name could write outside an output folder there: it is quarantined, never made safe
+    silently (a renamed id would no longer match its annotation or list entry)."""
+    if not clip_id:
+        return "empty"
+    if len(clip_id) > MAX_ID_CHARS:
+        return f"{len(clip_id)} characters, more than {MAX_ID_CHARS}"
+    if clip_id in (".", ".."):
+        return "a relative path, not a name"
+    if "/" in clip_id or "\\" in clip_id:
+        return "contains a path separator"
+    if any(ord(c) < 32 or ord(c) == 127 or 0x80 <= ord(c) < 0xA0 for c in clip_id):
+        return "contains a NUL or control character"
+    return ""
+
+
 def build_plan(videos: str | Path | FramesAudio, *, annotations: str | Path | None = None,
                fmt: str = "synth", lists: str | Path | None = None,
                labeled_without_box: str = "unlabeled",
@@ -106,7 +127,9 @@ def build_plan(videos: str | Path | FramesAudio, *, annotations: str | Path | No
                 "split": splits.split_of.get(clip.id, ""),
                 "ann": json.dumps(ann.to_dict() if ann else {}, sort_keys=True),
                 "error": clip.error}
-        if clip.id in first_path:
+        if problem := id_problem(clip.id):
+            item["error"] = f"bad id {clip.id!r}: {problem}"
+        elif clip.id in first_path:
             item["error"] = f"duplicate id: {clip.id!r} is also {first_path[clip.id]}"
         else:
             first_path[clip.id] = clip.path
