@@ -9,3 +9,7 @@ class ShardsError(ValueError):
 
 class FolderLockedError(RuntimeError):
     """An output folder another live process is writing (``pipeline.locks``)."""
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The MLflow tracking server did not answer for ``tracking.retry_s`` seconds."""

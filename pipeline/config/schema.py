@@ -182,6 +182,8 @@ class TrackingConfig:
     uri: str = _f("", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     experiment: str = _f("", help="MLflow experiment (default: the config name)")
     heatmaps: int = _f(6, lo=0, help="test clips drawn as heatmap overlays per evaluation")
+    retry_s: float = _f(300.0, lo=1.0, help="how long a run waits for an unreachable tracking "
+                        "server (a restart) before it stops; `dmt train --resume` continues it")
 
 
 @dataclass

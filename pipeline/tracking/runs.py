@@ -14,9 +14,52 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from pipeline.errors import TrackingUnavailableError
 from pipeline.tracking.store import PARENT_TAG, SUBMISSION_TAG, get_or_create_experiment
 
 MAX_PARAM_LEN = 6000  # MLflow's limit for a param value
+DEFAULT_RETRY_S = 300.0  # tracking.retry_s: how long a run waits for a tracking server
+# MLflow's own retry of one request (7 tries, backoff factor 2: about 4 minutes) would hide the
+# bound; a short one here, and ``retrying`` keeps calling until tracking.retry_s is spent.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+def _transient(exc: Exception) -> bool:
+    """A request that did not reach a working server (refused, reset, timed out, 502-504), as
+    opposed to one the server answered with an error (a bad value, a missing run)."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, MlflowException):
+        return isinstance(exc, (ConnectionError, TimeoutError))
+    text = str(exc)
+    return (text.startswith("API request to") and ("failed with exception" in text
+                                                  or "timed out" in text)) \
+        or exc.error_code == "TEMPORARILY_UNAVAILABLE" or any(
+            f"status code {code}" in text for code in (502, 503, 504))
+
+
+def retrying(call, uri: str, what: str, retry_s: float = DEFAULT_RETRY_S):
+    """``call()``, called again while the tracking server is unreachable, for up to
+    ``retry_s`` seconds; then :class:`TrackingUnavailableError` naming the server."""
+    import time
+
+    deadline = time.monotonic() + retry_s
+    wait = 1.0
+    while True:
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - only transient ones are retried
+            if not _transient(exc):
+                raise
+            if time.monotonic() + wait > deadline:
+                raise TrackingUnavailableError(
+                    f"MLflow tracking server {uri} unreachable for {retry_s:g} s "
+                    f"(tracking.retry_s) while trying to {what}: "
+                    f"{str(exc).splitlines()[0][:200]}") from None
+            time.sleep(wait)
+            wait = min(wait * 2, 15.0)
 PACKAGES = ("torch", "torchaudio", "torchvision", "ray", "mlflow", "decord2", "av", "pyarrow",
             "numpy", "dmt-avsl")
 
@@ -70,30 +113,34 @@ def reproducibility_tags(extra: dict[str, Any] | None = None) -> dict[str, str]:
 
 
 def start_run(uri: str, experiment: str, run_name: str, params: dict[str, Any],
-              tags: dict[str, str] | None = None, parent_run_id: str | None = None) -> str:
+              tags: dict[str, str] | None = None, parent_run_id: str | None = None,
+              retry_s: float = DEFAULT_RETRY_S) -> str:
     """Create a run with its params and tags; return its id. Nothing is left 'active' globally."""
     client = MlflowClient(uri)
-    exp_id = get_or_create_experiment(client, experiment, uri)
+    exp_id = retrying(lambda: get_or_create_experiment(client, experiment, uri), uri,
+                      f"open experiment {experiment!r}", retry_s)
     all_tags = dict(tags or {})
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
-    run = client.create_run(exp_id, run_name=run_name, tags=all_tags)
-    run_id = run.info.run_id
-    plist = [Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in params.items()]
-    for i in range(0, len(plist), 100):  # MLflow caps a batch at 100 params
-        client.log_batch(run_id, params=plist[i:i + 100])
-    return run_id
+    run = retrying(lambda: client.create_run(exp_id, run_name=run_name, tags=all_tags), uri,
+                   f"create run {run_name!r}", retry_s)
+    logger = RunLogger(uri, run.info.run_id, retry_s)
+    logger.log_params(params)
+    return run.info.run_id
 
 
 class RunLogger:
-    """Logs into an existing run by id; safe to build in a Ray worker (pickles as uri + id)."""
+    """Logs into an existing run by id; safe to build in a Ray worker (pickles as uri + id).
+    Every call waits up to ``retry_s`` seconds for an unreachable server (a restart), then
+    raises :class:`TrackingUnavailableError`."""
 
-    def __init__(self, uri: str, run_id: str):
-        self.uri, self.run_id = uri, run_id
+    def __init__(self, uri: str, run_id: str, retry_s: float = DEFAULT_RETRY_S):
+        self.uri, self.run_id, self.retry_s = uri, run_id, retry_s
         self._client: MlflowClient | None = None
 
     def __getstate__(self) -> dict:
-        return {"uri": self.uri, "run_id": self.run_id, "_client": None}
+        return {"uri": self.uri, "run_id": self.run_id, "retry_s": self.retry_s,
+                "_client": None}
 
     @property
     def client(self) -> MlflowClient:
@@ -101,30 +148,39 @@ class RunLogger:
             self._client = MlflowClient(self.uri)
         return self._client
 
+    def _call(self, what: str, fn, *args, **kwargs):
+        return retrying(lambda: fn(*args, **kwargs), self.uri, what, self.retry_s)
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         import time
 
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v == v]  # no NaN
         for i in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
+            self._call(f"log the metrics of step {step}", self.client.log_batch, self.run_id,
+                       metrics=items[i:i + 1000])
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._call("set tags", self.client.log_batch, self.run_id,
+                   tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_params(self, params: dict[str, Any]) -> None:
         plist = [Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in params.items()]
-        for i in range(0, len(plist), 100):
-            self.client.log_batch(self.run_id, params=plist[i:i + 100])
+        for i in range(0, len(plist), 100):  # MLflow caps a batch at 100 params
+            self._call("log params", self.client.log_batch, self.run_id,
+                       params=plist[i:i + 100])
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        self._call(f"log {artifact_file}", self.client.log_text, self.run_id, text,
+                   artifact_file)
 
     def log_dict(self, data: dict, artifact_file: str) -> None:
-        self.client.log_dict(self.run_id, data, artifact_file)
+        self._call(f"log {artifact_file}", self.client.log_dict, self.run_id, data,
+                   artifact_file)
 
     def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        self._call(f"log {Path(path).name}", self.client.log_artifact, self.run_id, str(path),
+                   artifact_path)
 
     def log_png(self, png_bytes: bytes, artifact_file: str) -> None:
         """Log already-encoded PNG bytes under ``artifact_file`` (e.g. heatmaps/epoch_003.png)."""
@@ -132,8 +188,9 @@ class RunLogger:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
             path.write_bytes(png_bytes)
-            self.client.log_artifact(self.run_id, str(path), folder or None)
+            self._call(f"log {artifact_file}", self.client.log_artifact, self.run_id,
+                       str(path), folder or None)
 
     def end(self, status: str = "FINISHED") -> None:
         """status: FINISHED, FAILED or KILLED."""
-        self.client.set_terminated(self.run_id, status)
+        self._call(f"mark the run {status}", self.client.set_terminated, self.run_id, status)

@@ -74,6 +74,27 @@ def _ordered_ingest(cfg: config_mod.Config):
     return options
 
 
+def _end_failed(logger, exc: Exception, run_path: Path) -> None:
+    """Mark the run FAILED; when the tracking server is what failed (a worker could not log
+    for ``tracking.retry_s``), say so in one error, with the command that continues the run."""
+    from pipeline.errors import TrackingUnavailableError
+
+    tracking_down = "TrackingUnavailableError" in f"{type(exc).__name__} {exc}"
+    try:
+        if tracking_down:
+            logger.retry_s = min(logger.retry_s, 10.0)  # it was just given its full wait
+        logger.end("FAILED")
+    except TrackingUnavailableError:
+        tracking_down = True
+    if tracking_down:
+        first = next((line for line in str(exc).splitlines() if "unreachable for" in line),
+                     "the MLflow tracking server is unreachable")
+        raise TrackingUnavailableError(
+            f"{first.split('TrackingUnavailableError: ')[-1].strip()}; training stopped, its "
+            f"checkpoints are in {run_path}: once the server is back, `dmt train --resume "
+            f"{run_path}` continues the run") from None
+
+
 def _resume_info(target: str, uri: str) -> dict[str, Any]:
     """``dmt train --resume`` accepts a Ray run folder or an MLflow run id."""
     folder = Path(target)
@@ -136,7 +157,8 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
         tags = tracking.reproducibility_tags(_dataset_tags(summary))
         run_id = tracking.start_run(uri, cfg.tracking.experiment or cfg.name,
                                     run_name or cfg.name, config_mod.flatten(cfg), tags,
-                                    parent_run_id=parent_run_id)
+                                    parent_run_id=parent_run_id,
+                                    retry_s=cfg.tracking.retry_s)
         name = run_name or f"{cfg.name}-{run_id[:12]}"
     run_path = storage / name
     # one writer per run folder: a second `--resume` of a live run is refused
@@ -151,7 +173,7 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
     """The run's folder written, its trainer fitted and its MLflow run closed."""
     from pipeline import tracking
 
-    logger = tracking.RunLogger(uri, run_id)
+    logger = tracking.RunLogger(uri, run_id, cfg.tracking.retry_s)
     run_path.mkdir(parents=True, exist_ok=True)
     (run_path / RUN_INFO).write_text(json.dumps({"run_id": run_id, "name": name,
                                                  "storage": str(storage), "uri": uri,
@@ -172,8 +194,8 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
     except KeyboardInterrupt:
         logger.end("KILLED")
         raise
-    except Exception:
-        logger.end("FAILED")
+    except Exception as exc:
+        _end_failed(logger, exc, run_path)
         raise
     checkpoint_path = Path(result.checkpoint.path) if result.checkpoint else None
     if checkpoint_path is not None:
