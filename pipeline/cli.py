@@ -7,7 +7,12 @@ import importlib
 import sys
 
 from pipeline.config import ConfigError
-from pipeline.errors import FolderLockedError, ShardsError, TrackingUnavailableError
+from pipeline.errors import (
+    ClusterCapacityError,
+    FolderLockedError,
+    ShardsError,
+    TrackingUnavailableError,
+)
 
 # name -> (module under pipeline.commands, one-line help). Order is the order of `dmt --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except FolderLockedError as exc:  # another live process writes the same folder
         print(f"dmt {args.command}: {exc}", file=sys.stderr)
         return 3
-    except TrackingUnavailableError as exc:  # the MLflow server stayed away
+    except (TrackingUnavailableError, ClusterCapacityError) as exc:  # stopped, resumable
         print(f"dmt {args.command}: {exc}", file=sys.stderr)
         return 4
 

@@ -13,3 +13,8 @@ class FolderLockedError(RuntimeError):
 
 class TrackingUnavailableError(RuntimeError):
     """The MLflow tracking server did not answer for ``tracking.retry_s`` seconds."""
+
+
+class ClusterCapacityError(RuntimeError):
+    """The cluster could not hold the run's workers for ``train.capacity_wait_s`` (a node lost
+    and not replaced)."""

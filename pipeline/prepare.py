@@ -25,6 +25,12 @@ def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
     paths = config_mod.data_paths(cfg.data)
     if reader.is_shards_folder(paths.shards):
         return verify_shards(paths.shards, required_splits(cfg))
+    from pipeline.ray_env import check_shared, ensure_ray
+
+    # Ray Data tasks on any node write the shards: on a multi-node cluster their folder must be
+    # one folder for every node (checked before anything is written)
+    ensure_ray()
+    check_shared({"data.shards": paths.shards.parent})
     synthetic = not (cfg.data.videos or cfg.data.frames)
     if synthetic and not paths.videos.exists():
         if cfg.data.format != "synth":
@@ -39,10 +45,8 @@ def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
     if not isinstance(sources.inputs, FramesAudio) and not sources.inputs.exists():
         raise FileNotFoundError(f"data.videos: {sources.inputs} does not exist")
     from pipeline.data.preprocess import run_preprocess
-    from pipeline.ray_env import ensure_ray
 
     say(f"[data] {paths.shards} missing: preprocessing with Ray Data; {sources.describe()}")
-    ensure_ray()
     run_preprocess(sources.inputs, paths.shards, annotations=sources.annotations,
                    fmt=cfg.data.format, lists=sources.lists, data=cfg.data,
                    progress=True, config=config_mod.to_dict(cfg))

@@ -8,6 +8,7 @@ the benchmark; nothing else calls ``ray.init``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from pipeline.ports import free_port
@@ -35,3 +36,54 @@ def ensure_ray(num_cpus: float | None = None, **init_kwargs: Any) -> None:
     os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
     ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
              dashboard_port=port, **init_kwargs)
+
+
+def check_shared(paths: dict[str, Path]) -> None:
+    """On a multi-node cluster, ConfigError unless every path in ``paths`` (config key ->
+    folder, created here) is the same folder on every alive node: the shards are read and
+    checkpoints written by tasks and workers on any node. Two checks, before any work:
+
+    - a path inside this job's copy of the working dir (a relative ``data.root`` in a job):
+      every node unpacks its own copy, so the folder differs from node to node (on one machine
+      the copies are siblings and a marker would be seen, which is why this comes first);
+    - a marker file written here must be seen by a task on every node (a node-local disk
+      fails; a shared volume passes).
+    """
+    import uuid
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from pipeline.config import ConfigError
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) < 2:
+        return
+    cwd = Path.cwd().resolve()
+    for key, path in paths.items():
+        path = Path(path).resolve()
+        if "working_dir_files" in cwd.parts and cwd in (path, *path.parents):
+            raise ConfigError(
+                f"{key}={path}: inside this job's copy of the working dir, a different folder on "
+                f"each of the cluster's {len(nodes)} nodes; give an absolute path on a shared "
+                f"volume (or object storage) that every node mounts")
+    markers = {}
+    for key, path in paths.items():
+        Path(path).mkdir(parents=True, exist_ok=True)
+        markers[key] = Path(path) / f".dmt-visible-{uuid.uuid4().hex}"
+        markers[key].write_text("")
+    probe = ray.remote(num_cpus=0)(lambda files: [os.path.exists(f) for f in files])
+    try:
+        seen = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            n["NodeID"], soft=False)).remote([str(m) for m in markers.values()])
+            for n in nodes], timeout=120)
+    finally:
+        for marker in markers.values():
+            marker.unlink(missing_ok=True)
+    for node, flags in zip(nodes, seen, strict=True):
+        for (key, path), ok in zip(paths.items(), flags, strict=True):
+            if not ok:
+                raise ConfigError(
+                    f"{key}={path}: not visible on node {node.get('NodeManagerAddress')} of the "
+                    f"cluster's {len(nodes)} nodes; it must be on a shared volume (or object "
+                    f"storage) that every node mounts")

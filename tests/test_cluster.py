@@ -151,3 +151,15 @@ def test_two_node_demo_job(two_nodes, tmp_path):
     assert any(k.startswith("test/") for k in run.data.metrics), sorted(run.data.metrics)
     assert "model" in tracking.list_artifacts(uri, run.info.run_id)
     assert f"/runs/{run.info.run_id}" in listing.stdout  # dmt jobs links the run
+
+    # a relative data.root lives in the job's copy of the working dir, which is a different
+    # folder on every node: refused before any work (it used to die inside Ray Data)
+    rel = subprocess.run([PY, "-m", "pipeline.cli", "submit", "--address", address,
+                          "--submission-id", f"{job_id}-relative", "demo", "--config",
+                          "jobs/configs/smoke.yaml", "--set", f"tracking.uri={uri}"],
+                         cwd=REPO, env=_env(**auth), text=True, capture_output=True, timeout=300)
+    out = rel.stdout + rel.stderr
+    assert rel.returncode != 0, out[-3000:]
+    assert "inside this job's copy of the working dir, a different folder on each of the " \
+           "cluster's 2 nodes" in out, out[-3000:]
+    assert "Traceback" not in out.split("inside this job's copy")[0][-2000:]

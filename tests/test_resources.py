@@ -59,3 +59,13 @@ def test_train_refuses_before_any_mlflow_run(smoke_base, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "config error: train.num_workers / train.cpus_per_worker" in err, err
     assert not db.exists() and not (tmp_path / "ray_results").exists()
+
+
+def test_capacity_wait_bounds_ray_trains_worker_group_restarts(monkeypatch):
+    from pipeline.train.driver import capacity_retries
+
+    monkeypatch.delenv("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", raising=False)
+    assert capacity_retries(_cfg("train.capacity_wait_s=600")) == 10  # 60 s per start attempt
+    assert capacity_retries(_cfg("train.capacity_wait_s=90")) == 2
+    monkeypatch.setenv("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "30")
+    assert capacity_retries(_cfg("train.capacity_wait_s=600")) == 20

@@ -110,6 +110,9 @@ DASH_PORT="$(pick_port dashboard DMT_DASHBOARD_PORT 8265)"
 TEMP_ROOT="${DMT_RAY_TEMP_DIR:-/tmp/dmt-ray-$(id -u)-$(printf %s "$STATE" | cksum | cut -d' ' -f1)}"
 mkdir -p "$TEMP_ROOT"
 echo "$TEMP_ROOT" > "$STATE/temp_dir"
+# what add_worker.sh gives a node it adds (a replacement for a lost one)
+printf 'NODE_MEMORY=%s\nOBJECT_STORE=%s\nWORKER_CPUS=%s\nWORKER_GPUS=%s\n' \
+    "$NODE_MEMORY" "$OBJECT_STORE" "$WORKER_CPUS" "$WORKER_GPUS" > "$STATE/worker_resources"
 
 # The job driver runs `python` from the nodes' PATH: make it this venv's.
 export PATH="$VENV_BIN:$PATH"

@@ -88,9 +88,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"dmt preprocess: {exc}", file=sys.stderr)
         return 2
     if args.engine == "ray":
-        from pipeline.ray_env import ensure_ray
+        from pipeline.ray_env import check_shared, ensure_ray
 
         ensure_ray(num_cpus=args.num_cpus)
+        check_shared({"--out": shards.parent})  # Ray Data tasks on any node write there
     print(f"preprocess -> {shards} (format {cfg.data.format}, engine {args.engine}): "
           f"{sources.describe()}", file=sys.stderr)
     try:

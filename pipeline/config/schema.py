@@ -172,6 +172,8 @@ class TrainConfig:
     eval_every: int = _f(1, lo=1, help="evaluate every N epochs")
     seed: int = _f(0, lo=0)
     max_failures: int = _f(2, lo=-1, help="worker failures Train retries (-1: forever)")
+    capacity_wait_s: float = _f(600.0, lo=60.0, help="how long a run whose workers lost their "
+                                "node waits for capacity to come back before it stops")
     storage: str = _f("", help="Ray Train storage path (default: ./ray_results)")
     threads: int = _f(0, lo=0, help="torch threads per worker (0: cpus_per_worker)")
     data_cpus: float = _f(0.25, lo=0.01, help="CPUs per Ray Data task feeding training")

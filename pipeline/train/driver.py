@@ -17,7 +17,7 @@ from pipeline.engine.heatmaps import heatmap_clips
 from pipeline.locks import FolderLock
 from pipeline.models.pretrained import read_initial_weights
 from pipeline.prepare import require_shards
-from pipeline.ray_env import ensure_ray
+from pipeline.ray_env import check_shared, ensure_ray
 from pipeline.train import resources
 from pipeline.train.data import build_datasets
 
@@ -55,11 +55,28 @@ def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config:
             label_selector=config_mod.label_selector(cfg.train.worker_nodes)),
         run_config=ray.train.RunConfig(
             name=name, storage_path=str(storage), callbacks=callbacks or None,
-            failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
+            failure_config=ray.train.FailureConfig(
+                max_failures=cfg.train.max_failures,
+                # a worker group that cannot start (its node gone) times out after
+                # WORKER_GROUP_START_TIMEOUT_S and is retried; Ray's default retries forever
+                controller_failure_limit=capacity_retries(cfg)),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
         datasets=datasets,
         dataset_config=ray.train.DataConfig(execution_options=_ordered_ingest(cfg)),
     )
+
+
+WORKER_GROUP_START_TIMEOUT_S = 60.0  # Ray Train 2.60's default (RAY_TRAIN_WORKER_GROUP_...)
+
+
+def capacity_retries(cfg: config_mod.Config) -> int:
+    """Worker-group start attempts that cover ``train.capacity_wait_s``."""
+    import math
+    import os
+
+    timeout = float(os.environ.get("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S",
+                                   WORKER_GROUP_START_TIMEOUT_S))
+    return max(1, math.ceil(cfg.train.capacity_wait_s / timeout))
 
 
 def _ordered_ingest(cfg: config_mod.Config):
@@ -74,12 +91,21 @@ def _ordered_ingest(cfg: config_mod.Config):
     return options
 
 
-def _end_failed(logger, exc: Exception, run_path: Path) -> None:
+def _end_failed(logger, exc: Exception, run_path: Path, cfg: config_mod.Config) -> None:
     """Mark the run FAILED; when the tracking server is what failed (a worker could not log
-    for ``tracking.retry_s``), say so in one error, with the command that continues the run."""
-    from pipeline.errors import TrackingUnavailableError
+    for ``tracking.retry_s``) or the cluster could not hold the workers for
+    ``train.capacity_wait_s``, say so in one error, with the command that continues the run."""
+    from pipeline.errors import ClusterCapacityError, TrackingUnavailableError
 
-    tracking_down = "TrackingUnavailableError" in f"{type(exc).__name__} {exc}"
+    text = f"{type(exc).__name__} {exc}"
+    if "WorkerGroupStartupTimeoutError" in text or "worker group startup timed out" in text:
+        logger.end("FAILED")
+        raise ClusterCapacityError(
+            f"the cluster could not hold {cfg.train.num_workers} training worker(s) for "
+            f"train.capacity_wait_s={cfg.train.capacity_wait_s:g} s (a node lost and not "
+            f"replaced?); training stopped, its checkpoints are in {run_path}: once the "
+            f"capacity is back, `dmt train --resume {run_path}` continues the run") from None
+    tracking_down = "TrackingUnavailableError" in text
     try:
         if tracking_down:
             logger.retry_s = min(logger.retry_s, 10.0)  # it was just given its full wait
@@ -150,6 +176,8 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
     # Train start (it would train stage 1 and hang at the start of stage 2)
     cfg = resources.fitted(cfg, ray.cluster_resources().get("CPU", 0.0))
     storage = config_mod.storage_dir(cfg)
+    check_shared({"data.shards": config_mod.data_paths(cfg.data).shards,
+                  "train.storage": Path(info["storage"]) if resume else storage})
     if resume:
         run_id, name, storage = info["run_id"], info["name"], Path(info["storage"])
         say(f"[train] resuming {name} (MLflow run {run_id})")
@@ -195,7 +223,7 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
         logger.end("KILLED")
         raise
     except Exception as exc:
-        _end_failed(logger, exc, run_path)
+        _end_failed(logger, exc, run_path, cfg)
         raise
     checkpoint_path = Path(result.checkpoint.path) if result.checkpoint else None
     if checkpoint_path is not None:
