@@ -1,6 +1,9 @@
 """The tracking server restarts mid-run: training goes on and the run ends FINISHED with every
 epoch's metrics once; a server that stays away stops the run with one clear error after a
-bounded time, and `--resume` continues it once the server is back. A real `mlflow server`."""
+bounded time, and `--resume` continues it once the server is back. A real `mlflow server`.
+
+The whole-run test takes about 4 minutes on 2 cores (three smoke trainings and a 30 s outage):
+``make test-long``; the retry itself, against a real server that restarts, is in ``make test``."""
 
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ from pipeline import tracking
 from pipeline.errors import TrackingUnavailableError
 from pipeline.tracking.server import LocalServer
 
-pytestmark = pytest.mark.slow
 KEY = "train/loss_total"  # logged once per epoch
 
 
@@ -51,6 +53,37 @@ def _in_thread(fn, *args, **kwargs) -> tuple[threading.Thread, dict]:
     return thread, box
 
 
+def test_a_call_waits_for_a_restarting_server_and_gives_up_after_retry_s(tmp_path):
+    from mlflow.exceptions import MlflowException
+
+    db_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with LocalServer(db_uri) as url:
+        run_id = tracking.start_run(url, "retry", "r", {"a": 1})
+    server = LocalServer(db_uri, port=int(url.rsplit(":", 1)[1]))
+    restarter = threading.Timer(8.0, server.__enter__)
+    restarter.start()
+    logger = tracking.RunLogger(url, run_id, retry_s=120)
+    t0 = time.monotonic()
+    try:
+        logger.log_metrics({"m": 1.0}, step=1)  # the server is down for about 8 s + start-up
+        assert time.monotonic() - t0 >= 8
+        assert tracking.metric_history(db_uri, run_id, "m") == [(1, 1.0)]
+        # an error the server answers is not retried (a bad run id fails at once)
+        t1 = time.monotonic()
+        with pytest.raises(MlflowException):
+            tracking.RunLogger(url, "0" * 32, retry_s=120).log_metrics({"m": 1.0}, step=1)
+        assert time.monotonic() - t1 < 10
+    finally:
+        restarter.join()
+        server.__exit__()
+    t2 = time.monotonic()
+    with pytest.raises(TrackingUnavailableError, match=rf"{url} unreachable for 3 s"):
+        tracking.RunLogger(url, run_id, retry_s=3).log_metrics({"m": 2.0}, step=2)
+    assert time.monotonic() - t2 < 30
+
+
+@pytest.mark.slow
+@pytest.mark.long
 def test_a_30_s_server_restart_is_survived_and_a_long_outage_resumes(smoke_base, tmp_path):
     from pipeline.train.driver import fit
 
