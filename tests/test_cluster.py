@@ -152,8 +152,12 @@ def test_two_node_demo_job(two_nodes, tmp_path):
     assert "model" in tracking.list_artifacts(uri, run.info.run_id)
     assert f"/runs/{run.info.run_id}" in listing.stdout  # dmt jobs links the run
 
-    # a relative data.root lives in the job's copy of the working dir, which is a different
-    # folder on every node: refused before any work (it used to die inside Ray Data)
+    _relative_data_root_is_refused(address, auth, job_id, uri)
+
+
+def _relative_data_root_is_refused(address: str, auth: dict, job_id: str, uri: str) -> None:
+    """A relative data.root lives in the job's copy of the working dir, which is a different
+    folder on every node: refused before any work (it used to die inside Ray Data)."""
     rel = subprocess.run([PY, "-m", "pipeline.cli", "submit", "--address", address,
                           "--submission-id", f"{job_id}-relative", "demo", "--config",
                           "jobs/configs/smoke.yaml", "--set", f"tracking.uri={uri}"],
