@@ -134,6 +134,30 @@ def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
     assert "test/ciou" in out.test_metrics
 
 
+@pytest.mark.slow
+def test_optuna_searcher_proposes_the_smoke_sweeps_values(tmp_path, ray_session):
+    """tune.search=optuna: TPE (seeded) proposes every trial's values inside the space, the
+    sweep and its MLflow runs are as with random search."""
+    from ray.tune.search import ConcurrencyLimiter
+
+    cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
+        f"data.root={tmp_path / 'data'}", f"train.storage={tmp_path / 'ray_results'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "train.stage1_epochs=1",
+        "train.stage2_epochs=1", "tune.scheduler=fifo", "tune.search=optuna",
+        "tune.objective=val/mean_ciou", "tracking.heatmaps=0"])
+    searcher = sweep._searcher(cfg, 1)
+    assert isinstance(searcher, ConcurrencyLimiter)
+    assert type(searcher.searcher).__name__ == "OptunaSearch"
+    out = sweep.run_sweep(cfg, samples=2, say=lambda *_: None)
+    space = S.load_space(None, cfg)
+    assert len(out.trials) == 2 and all(r["status"] == "completed" for r in out.trials)
+    for key in space:
+        values = [r["values"][key] for r in out.trials]
+        assert len(set(values)) == 2 and all(S.contains(space, key, v) for v in values)
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+    assert tracking.get_run(uri, out.parent_run_id).data.params["tune.search"] == "optuna"
+
+
 def test_a_trial_cut_short_by_ctrl_c_is_unfinished_not_stopped_early():
     """Tune marks the last result done when ASHA stops a trial; Ctrl-C does not."""
 

@@ -195,6 +195,8 @@ class TuneConfig:
     objective: str = _f("val/ciou", help="metric the sweep maximises (teachers' mean map)")
     mode: str = _f("max", choices=("max", "min"))
     scheduler: str = _f("asha", choices=("asha", "fifo"))
+    search: str = _f("random", choices=("random", "optuna"),
+                     help="how trials pick values: random draws, or Optuna's TPE (seeded)")
     grace_period: int = _f(2, lo=1, help="ASHA: epochs before a trial can be stopped, "
                            "counted from stage 2 when only dmt.* keys are swept")
     reduction_factor: int = _f(2, lo=2, help="ASHA: keep 1/reduction_factor per rung")

@@ -173,9 +173,25 @@ def _open_parent(sw: _Sweep, uri: str, experiment: str) -> str:
     return parent
 
 
+def _searcher(cfg: config_mod.Config, n_conc: int):
+    """``tune.search``: seeded random draws, or Optuna's TPE (it proposes from the trials
+    reported so far; the limiter keeps it to ``n_conc`` open proposals). ASHA stops trials
+    either way."""
+    if cfg.tune.search == "optuna":
+        from optuna.samplers import TPESampler
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+
+        return ConcurrencyLimiter(OptunaSearch(sampler=TPESampler(seed=cfg.tune.seed),
+                                               metric=cfg.tune.objective, mode=cfg.tune.mode),
+                                  max_concurrent=n_conc)
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=cfg.tune.seed, max_concurrent=n_conc)
+
+
 def _tuner(sw: _Sweep, base: dict[str, Any], n_conc: int):
     from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     cfg = sw.cfg
     trainable = tune.with_resources(tune.with_parameters(run_trial, base=base),
@@ -192,8 +208,7 @@ def _tuner(sw: _Sweep, base: dict[str, Any], n_conc: int):
             # restored trials)
             max_concurrent_trials=n_conc,
             scheduler=_scheduler(cfg, sw.space, sw.max_t),
-            search_alg=BasicVariantGenerator(random_state=cfg.tune.seed,
-                                             max_concurrent=n_conc)),
+            search_alg=_searcher(cfg, n_conc)),
         run_config=tune.RunConfig(name=sw.folder.name,
                                   storage_path=str(config_mod.storage_dir(cfg))))
 
