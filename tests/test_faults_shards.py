@@ -63,9 +63,12 @@ def test_a_shard_of_another_schema_version_is_named(data_copy, tmp_path, capsys)
     meta = dict(table.schema.metadata)
     meta[schema_mod.VERSION_KEY] = b"2"
     _rewrite(part, table.replace_schema_metadata(meta))
-    code, err = _cli("train", data_copy, tmp_path, capsys)
-    assert code == 2, err
-    assert f"{part}: schema version 2, this code reads version {schema_mod.SCHEMA_VERSION}" in err
+    for command, extra in (("train", ()), ("tune", ("--samples", "1"))):
+        code, err = _cli(command, data_copy, tmp_path, capsys, *extra)
+        assert code == 2, err
+        assert f"{part}: schema version 2, this code reads version " \
+               f"{schema_mod.SCHEMA_VERSION}" in err, command
+    assert not (tmp_path / "mlflow.db").exists()  # no run or sweep was started
 
 
 def test_an_empty_split_is_refused_for_the_methods_that_read_it(data_copy, tmp_path, capsys):
