@@ -62,10 +62,10 @@ def required_splits(cfg: config_mod.Config) -> tuple[str, ...]:
 
 
 def require_shards(cfg: config_mod.Config) -> dict[str, Any]:
-    """The summary of ``cfg``'s checked shards (``verify_shards``), or an error saying how to
-    make them."""
+    """The summary of ``cfg``'s shards, or FileNotFoundError saying how to make them (they
+    were checked by ``prepare_dataset``, once per command, not once per sweep trial)."""
     shards = config_mod.data_paths(cfg.data).shards
     if not reader.is_shards_folder(shards):
         raise FileNotFoundError(f"{shards}: no preprocessed shards; run `dmt preprocess` (or "
                                 f"`dmt train`, which prepares synthetic data) first")
-    return verify_shards(shards, required_splits(cfg))
+    return reader.load_summary(shards)

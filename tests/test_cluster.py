@@ -88,6 +88,18 @@ print(json.dumps({
 """
 
 
+def demo_job_cmd(address: str, job_id: str, tmp_path: Path, *sets: str) -> list[str]:
+    """`dmt submit demo` of the smoke config with two training workers, one per node, its data,
+    Ray storage and MLflow store (``tmp_path/mlflow.db``) under ``tmp_path``; ``sets``: more
+    ``KEY=VALUE`` overrides."""
+    base = [f"data.root={tmp_path / 'smoke'}", f"train.storage={tmp_path / 'ray_results'}",
+            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "train.num_workers=2",
+            "train.placement_strategy=STRICT_SPREAD", *sets]
+    return [PY, "-m", "pipeline.cli", "submit", "--address", address, "--submission-id", job_id,
+            "demo", "--config", "jobs/configs/smoke.yaml",
+            *[arg for item in base for arg in ("--set", item)]]
+
+
 def test_two_node_demo_job(two_nodes, tmp_path):
     address, token = two_nodes["address"], two_nodes["token"]
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
@@ -101,14 +113,8 @@ def test_two_node_demo_job(two_nodes, tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     job_id = f"dmt-test-{int(time.time())}"
-    cmd = [PY, "-m", "pipeline.cli", "submit", "--address", address, "--submission-id", job_id,
-           "demo", "--config", "jobs/configs/smoke.yaml",
-           "--set", f"data.root={tmp_path / 'smoke'}",
-           "--set", f"train.storage={tmp_path / 'ray_results'}",
-           "--set", f"tracking.uri={uri}",
-           "--set", "train.num_workers=2", "--set", "train.cpus_per_worker=1",
-           "--set", "train.placement_strategy=STRICT_SPREAD",
-           "--set", "tracking.heatmaps=1"]
+    cmd = demo_job_cmd(address, job_id, tmp_path, "train.cpus_per_worker=1",
+                       "tracking.heatmaps=1")
     t0 = time.perf_counter()
     log = tmp_path / "submit.log"
     with log.open("w") as out:

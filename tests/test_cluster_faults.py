@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cluster import PY, REPO, _env, two_nodes  # noqa: F401 - the fixture
+from tests.test_cluster import REPO, _env, demo_job_cmd, two_nodes  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.long]
 KEY = "train/loss_total"
@@ -66,14 +66,8 @@ def _wait_stage2(uri: str, experiment: str, seen: set[str], timeout: float = 600
 
 
 def _submit(address: str, auth: dict, tmp_path: Path, job_id: str, *extra: str):
-    cmd = [PY, "-m", "pipeline.cli", "submit", "--address", address, "--submission-id", job_id,
-           "demo", "--config", "jobs/configs/smoke.yaml",
-           "--set", f"data.root={tmp_path / 'smoke'}",
-           "--set", f"train.storage={tmp_path / 'ray_results'}",
-           "--set", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
-           "--set", "train.num_workers=2", "--set", "train.placement_strategy=STRICT_SPREAD",
-           "--set", f"train.stage1_epochs={STAGE1}", "--set", f"train.stage2_epochs={STAGE2}",
-           "--set", "tracking.heatmaps=0", *extra]
+    cmd = demo_job_cmd(address, job_id, tmp_path, f"train.stage1_epochs={STAGE1}",
+                       f"train.stage2_epochs={STAGE2}", "tracking.heatmaps=0", *extra)
     log = (tmp_path / f"{job_id}.log").open("w")
     return subprocess.Popen(cmd, cwd=REPO, env=_env(**auth), stdout=log,
                             stderr=subprocess.STDOUT, text=True), tmp_path / f"{job_id}.log"
@@ -108,7 +102,7 @@ def test_a_lost_node_is_replaced_or_the_job_stops_after_capacity_wait(two_nodes,
 
     # 2. lost again, and nothing comes back: stops after train.capacity_wait_s, says so
     proc, log = _submit(address, auth, tmp_path, "dmt-no-capacity",
-                        "--set", "train.capacity_wait_s=60")
+                        "train.capacity_wait_s=60")
     _wait_stage2(uri, "smoke", {run_id})
     t_kill = time.monotonic()
     _kill_node(state, "worker2")

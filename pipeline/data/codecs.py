@@ -28,7 +28,10 @@ def decode_jpeg(data: bytes) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-def read_image(path, max_pixels: int = 40_000_000) -> np.ndarray:
+MAX_FRAME_PIXELS = 40_000_000  # data.max_frame_pixels: 8K is 33 MP; 20,000 x 20,000 is 400 MP
+
+
+def read_image(path, max_pixels: int = MAX_FRAME_PIXELS) -> np.ndarray:
     """A frame image file (JPEG, PNG) -> uint8 HxWx3 RGB, checked; ClipError naming why not.
     An image of more than ``max_pixels`` is refused from its header, before decoding."""
     from PIL import Image, UnidentifiedImageError

@@ -35,7 +35,13 @@ import numpy as np
 
 from pipeline.data import schema
 from pipeline.data.audio_window import read_audio_window
-from pipeline.data.codecs import encode_jpeg, encode_pcm16, log_spectrogram, resize_short_side
+from pipeline.data.codecs import (
+    MAX_FRAME_PIXELS,
+    encode_jpeg,
+    encode_pcm16,
+    log_spectrogram,
+    resize_short_side,
+)
 from pipeline.data.media import ClipError, Facts, probe, short_error
 from pipeline.data.video_frame import read_frame
 
@@ -63,7 +69,7 @@ class DecodeOptions:
     spec_n_fft: int = 512
     spec_hop: int = 238
     max_duration_s: float = 1800.0
-    max_frame_pixels: int = 40_000_000
+    max_frame_pixels: int = MAX_FRAME_PIXELS
 
     @classmethod
     def from_config(cls, data: Any) -> DecodeOptions:

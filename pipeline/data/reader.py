@@ -63,10 +63,8 @@ def shard_files(path: str | Path, *, check: bool = True) -> list[Path]:
         files = [path]
     elif path.is_dir():
         summary = load_summary(path)
-        if check and summary and summary.get("schema_version") != schema.SCHEMA_VERSION:
-            raise schema.SchemaVersionError(
-                f"{path}/summary.json: schema version {summary.get('schema_version')}, this "
-                f"code reads version {schema.SCHEMA_VERSION}; re-run `dmt preprocess`")
+        if check and summary:
+            schema.check_version(summary.get("schema_version"), f"{path}/summary.json")
         files = sorted(path.glob("part-*.parquet"))
     else:
         raise FileNotFoundError(f"{path}: no shards folder (run `dmt preprocess` first)")

@@ -164,6 +164,15 @@ def schema_version(schema: pa.Schema) -> int | None:
         return None
 
 
+def check_version(found: object, where: str) -> None:
+    """Raise :class:`SchemaVersionError` unless ``found`` (a shard's or a ``summary.json``'s
+    schema version) is this code's."""
+    if found != SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{where}: schema version {found}, this code reads version {SCHEMA_VERSION}; "
+            f"re-run `dmt preprocess` to rebuild the shards")
+
+
 def check_schema(schema: pa.Schema, where: str = "shard") -> None:
     """Raise :class:`SchemaVersionError` unless ``schema`` carries this schema version."""
     found = schema_version(schema)
@@ -171,10 +180,7 @@ def check_schema(schema: pa.Schema, where: str = "shard") -> None:
         raise SchemaVersionError(
             f"{where}: no {VERSION_KEY.decode()} in the Parquet metadata; not written by "
             f"`dmt preprocess` (schema version {SCHEMA_VERSION})")
-    if found != SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"{where}: schema version {found}, this code reads version {SCHEMA_VERSION}; "
-            f"re-run `dmt preprocess` to rebuild the shards")
+    check_version(found, where)
     missing = [c for c in COLUMNS if c not in schema.names]
     if missing:
         raise SchemaVersionError(f"{where}: columns missing for schema version "

@@ -37,11 +37,7 @@ def _summary(folder: Path) -> dict[str, Any]:
         raise ShardsError(f"{path}: not valid JSON ({exc}); re-run `dmt preprocess`") from None
     if not isinstance(summary, dict):
         raise ShardsError(f"{path}: expected a JSON object, found {type(summary).__name__}")
-    found = summary.get("schema_version")
-    if found != schema.SCHEMA_VERSION:
-        raise schema.SchemaVersionError(
-            f"{path}: schema version {found}, this code reads version {schema.SCHEMA_VERSION}; "
-            f"re-run `dmt preprocess` to rebuild the shards")
+    schema.check_version(summary.get("schema_version"), str(path))
     return summary
 
 

@@ -24,14 +24,18 @@ AUTO_MAX_CPUS = 1.0  # auto never gives a worker more (decoding runs in Ray Data
 STEP = 0.05  # auto shares are rounded down to this
 
 
+def _share(free: float, parts: int) -> float:
+    """``free / parts`` rounded down to :data:`STEP` (0 or less when nothing is free)."""
+    return round(math.floor(free / parts / STEP + 1e-9) * STEP, 4)
+
+
 def worker_cpus(cfg: config_mod.Config, cluster_cpus: float, trial_cpus: float = 0.0) -> float:
     """CPUs per Train worker: ``train.cpus_per_worker`` when set, else the auto share (which
     may be <= 0 when nothing fits; :func:`check_fits` refuses that)."""
     if cfg.train.cpus_per_worker > 0 or cfg.train.num_workers == 0:
         return cfg.train.cpus_per_worker
     free = cluster_cpus - trial_cpus - DATA_HEADROOM_CPUS
-    share = math.floor(free / cfg.train.num_workers / STEP + 1e-9) * STEP
-    return round(min(AUTO_MAX_CPUS, share), 4)
+    return min(AUTO_MAX_CPUS, _share(free, cfg.train.num_workers))
 
 
 def run_cpus(cfg: config_mod.Config, cpus_per_worker: float, trial_cpus: float = 0.0) -> float:
@@ -64,10 +68,9 @@ def check_fits(cfg: config_mod.Config, cluster_cpus: float, cpus_per_worker: flo
     trial = f"trial {trial_cpus:g} + " if trial_cpus else ""
     room = cluster_cpus - trial_cpus - DATA_HEADROOM_CPUS
     if room >= STEP * nw:
-        hint = (f"--set train.cpus_per_worker={math.floor(room / nw / STEP + 1e-9) * STEP:g} "
-                f"(or leave it at 0: auto)")
+        hint = f"--set train.cpus_per_worker={_share(room, nw):g} (or leave it at 0: auto)"
     else:
-        most = max(0, math.floor(room / STEP + 1e-9) * STEP)
+        most = max(0, _share(room, 1))
         hint = (f"the cluster holds no Train worker beside Ray Data here (at most {most:g} "
                 f"CPUs free); use train.num_workers=0 (in-process) or a larger cluster")
         if trial_cpus and cluster_cpus - DATA_HEADROOM_CPUS - STEP * nw >= STEP:
