@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from pipeline import console
 from pipeline.config import ConfigError
 from pipeline.errors import (
     ClusterCapacityError,
@@ -49,6 +50,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
         mod = importlib.import_module(f"pipeline.commands.{module}")
         p = sub.add_parser(name, help=help_text, description=getattr(mod, "__doc__", None))
         mod.add_arguments(p)
+        p.add_argument("--verbose", action="store_true",
+                       help="also print Ray's, Ray Data's and MLflow's own logs and the "
+                            "workers' output (default: in Ray's log files)")
         modules[name] = module
     return parser, modules
 
@@ -59,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    console.configure(getattr(args, "verbose", False))
     mod = importlib.import_module(f"pipeline.commands.{modules[args.command]}")
     try:
         return int(mod.run(args) or 0)

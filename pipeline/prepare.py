@@ -9,6 +9,7 @@ training itself never writes data.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pipeline import config as config_mod
@@ -47,10 +48,15 @@ def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
     from pipeline.data.preprocess import run_preprocess
 
     say(f"[data] {paths.shards} missing: preprocessing with Ray Data; {sources.describe()}")
+    t0 = time.perf_counter()
     run_preprocess(sources.inputs, paths.shards, annotations=sources.annotations,
                    fmt=cfg.data.format, lists=sources.lists, data=cfg.data,
                    progress=True, config=config_mod.to_dict(cfg))
-    return verify_shards(paths.shards, required_splits(cfg))
+    summary = verify_shards(paths.shards, required_splits(cfg))
+    splits = ", ".join(f"{n} {c.get('rows', 0)}" for n, c in (summary.get("splits") or {}).items())
+    say(f"[data] {summary.get('rows')} clips in {paths.shards} ({splits}), "
+        f"{summary.get('quarantined', 0)} quarantined, {time.perf_counter() - t0:.0f} s")
+    return summary
 
 
 def required_splits(cfg: config_mod.Config) -> tuple[str, ...]:

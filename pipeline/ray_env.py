@@ -20,11 +20,15 @@ def ensure_ray(num_cpus: float | None = None, **init_kwargs: Any) -> None:
     the instance). A no-op when Ray is already initialised in this process."""
     import ray
 
+    from pipeline import console
+
     if ray.is_initialized():
         return
-    init_kwargs.setdefault("log_to_driver", True)
+    for key, value in console.ray_init_options().items():
+        init_kwargs.setdefault(key, value)
     if os.environ.get("RAY_ADDRESS"):
         ray.init(**init_kwargs)
+        console.quiet_ray_data()
         return
     # The dashboard serves the state API, which Train's placement-group cleaner needs (an
     # ASHA-stopped trial would leak its placement group without it); loopback only. The cleaner
@@ -36,6 +40,7 @@ def ensure_ray(num_cpus: float | None = None, **init_kwargs: Any) -> None:
     os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
     ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
              dashboard_port=port, **init_kwargs)
+    console.quiet_ray_data()
 
 
 def check_shared(paths: dict[str, Path]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -31,7 +32,8 @@ def _with(cfg: C.Config, *overrides: str) -> C.Config:
 def smoke_outcome(smoke_base):
     from pipeline.train.driver import fit
 
-    return fit(smoke_base, say=lambda *_: None)
+    # system metrics sampled every second: the smoke run trains for about ten
+    return fit(_with(smoke_base, "tracking.system_metrics_interval_s=1"), say=lambda *_: None)
 
 
 def test_smoke_run_is_tracked_in_mlflow(smoke_base, smoke_outcome):
@@ -67,6 +69,40 @@ def test_smoke_run_is_tracked_in_mlflow(smoke_base, smoke_outcome):
     result = evaluate_checkpoint(outcome.checkpoint_path, shards)
     logged = outcome.metrics["test/teacher_mean/ciou"]
     assert result["metrics"]["test/teacher_mean/ciou"] == pytest.approx(logged)
+
+
+def test_smoke_run_shows_its_data_system_metrics_and_heatmaps_in_mlflow(smoke_base,
+                                                                       smoke_outcome):
+    """What MLflow's UI reads: dataset inputs, system metrics, images by step, the source."""
+    from mlflow.tracking import MlflowClient
+
+    uri, run_id = smoke_outcome.tracking_uri, smoke_outcome.run_id
+    run = tracking.get_run(uri, run_id)
+    inputs = {d.dataset.name.rsplit("/", 1)[-1]: d for d in run.inputs.dataset_inputs}
+    assert sorted(inputs) == ["labeled", "test", "unlabeled"]
+    summary = json.loads((C.data_paths(smoke_base.data).shards / "summary.json").read_text())
+    for split, item in inputs.items():
+        profile = json.loads(item.dataset.profile)
+        assert profile["rows"] == summary["splits"][split]["rows"] > 0
+        assert profile["schema_version"] == summary["schema_version"]
+        assert json.loads(item.dataset.source)["uri"] == str(C.data_paths(
+            smoke_base.data).shards)
+        context = {t.key: t.value for t in item.tags}["mlflow.data.context"]
+        assert context == ("evaluation" if split == "test" else "training")
+    digests = {json.loads(d.dataset.profile)["summary_digest"] for d in inputs.values()}
+    assert len(digests) == 1  # one summary.json, one digest
+    system = [k for k in run.data.metrics if k.startswith("system/")]
+    assert "system/cpu_utilization_percentage" in system
+    assert "system/system_memory_usage_megabytes" in system
+    epochs = smoke_base.train.stage1_epochs + smoke_base.train.stage2_epochs
+    images = tracking.list_artifacts(uri, run_id, "images")
+    steps = sorted({int(p.split("+step+")[1].split("+")[0]) for p in images if "+step+" in p})
+    assert steps == list(range(1, epochs + 1)), images  # the UI's step slider
+    assert run.data.tags["mlflow.source.type"] == "LOCAL"
+    assert run.data.tags["mlflow.source.name"] and "smoke" in run.data.tags["mlflow.note.content"]
+    exp = MlflowClient(uri).get_experiment(run.info.experiment_id)
+    link = tracking.run_url(uri, run_id, exp.experiment_id)
+    assert link.endswith(f"/runs/{run_id}?workflowType=machine_learning")
 
 
 TIMING = ("time/", "train/samples_per_s", "train/data_wait_frac")  # wall-clock, not results

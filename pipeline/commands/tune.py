@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline import config as config_mod
+    from pipeline import tracking
     from pipeline.engine.report import metrics_table
     from pipeline.tune.space import load_space
     from pipeline.tune.sweep import SweepInterrupted, run_sweep
@@ -56,4 +57,6 @@ def run(args: argparse.Namespace) -> int:
         Path(args.best_out).write_text(config_mod.dump_yaml(out.best_config))
         print(f"best config written to {args.best_out}")
     print(f"MLflow parent run: {out.parent_run_id}; sweep folder {out.path}")
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+    print(f"open:       {tracking.run_link(uri, out.parent_run_id)}")
     return 0

@@ -186,6 +186,10 @@ class TrackingConfig:
     heatmaps: int = _f(6, lo=0, help="test clips drawn as heatmap overlays per evaluation")
     retry_s: float = _f(300.0, lo=1.0, help="how long a run waits for an unreachable tracking "
                         "server (a restart) before it stops; `dmt train --resume` continues it")
+    system_metrics: bool = _f(True, help="MLflow system metrics (CPU, memory, GPU) while "
+                              "training, from each node's first worker")
+    system_metrics_interval_s: float = _f(10.0, lo=1.0, help="seconds between system-metric "
+                                          "samples")
 
 
 @dataclass

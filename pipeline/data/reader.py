@@ -192,7 +192,9 @@ def ray_dataset(path: str | Path, *, columns: list[str] | None = None, **read_kw
     files = [str(f) for f in shard_files(path)]
     if not files:
         raise FileNotFoundError(f"{path}: no shards")
-    return ray.data.read_parquet(files, columns=columns, **read_kwargs)
+    ds = ray.data.read_parquet(files, **read_kwargs)
+    # Ray Data 2.60 pushes the projection down into the read (`columns=` is deprecated)
+    return ds.select_columns(columns) if columns else ds
 
 
 def _boxes(value: Any, dtype: Any) -> np.ndarray:

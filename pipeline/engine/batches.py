@@ -37,6 +37,16 @@ def row_map(boxes: Any, boxes_256: Any, fmt: str) -> np.ndarray:
     return gt_map([list(b) for b in (boxes if boxes is not None else [])], "vggss")
 
 
+def _frame(jpeg: bytes, clip_id: str) -> np.ndarray:
+    """A shard row's frame; a damaged one is an error naming the clip (PIL names a BytesIO)."""
+    try:
+        return decode_jpeg(jpeg)
+    except Exception as exc:  # noqa: BLE001 - PIL raises several types for bad bytes
+        raise ValueError(f"clip {clip_id!r}: its frame_jpeg in the shards is not a readable "
+                         f"JPEG ({type(exc).__name__}); rebuild the shards with `dmt "
+                         f"preprocess`") from exc
+
+
 class ToTrainingBatch:
     """Shard rows (numpy column batch) -> ``frame`` (B, 3, S, S) uint8, ``audio`` (B, T) float32,
     ``<map_key>`` (B, 224, 224) float32, ``has_boxes`` (B,) bool, ``id`` (B,) str. A plain
@@ -46,7 +56,8 @@ class ToTrainingBatch:
         self.image_size, self.map_key = image_size, map_key
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        frames = [resize_square(decode_jpeg(b), self.image_size) for b in batch["frame_jpeg"]]
+        frames = [resize_square(_frame(b, i), self.image_size)
+                  for b, i in zip(batch["frame_jpeg"], batch["id"], strict=True)]
         out = {
             "id": np.asarray(batch["id"]).astype(str),
             "frame": np.stack(frames).transpose(0, 3, 1, 2).copy(),
@@ -84,7 +95,13 @@ def to_torch(batch: dict[str, Any], device) -> dict[str, Any]:
         if key in ("id", "split"):
             out[key] = list(value)
             continue
-        t = value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
+        if not torch.is_tensor(value):
+            value = np.asarray(value)
+            if not value.flags.writeable:
+                # a read-only view of Ray's object store: torch would share it and warn that
+                # writing to it is undefined; a copy of one batch costs far less than a step
+                value = value.copy()
+        t = value if torch.is_tensor(value) else torch.from_numpy(value)
         out[key] = (t.pin_memory() if pin else t).to(device, non_blocking=True)
     out["frame"] = out["frame"].float().div_(255.0)
     return out

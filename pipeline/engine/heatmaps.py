@@ -77,3 +77,11 @@ def clips_png(state, cfg, clips: Sequence[dict], title: str) -> bytes | None:
     items = [{"frame": decode_jpeg(c["frame_jpeg"]), "map": m, "boxes": c["boxes"],
               "title": c["id"]} for m, c in zip(maps, clips, strict=True)]
     return overlay_grid_png(items, suptitle=title)
+
+
+def png_image(png: bytes) -> np.ndarray:
+    """PNG bytes as an (H, W, 3) uint8 array (MLflow's ``log_image`` takes arrays)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as img:
+        return np.asarray(img.convert("RGB"))

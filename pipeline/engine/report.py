@@ -29,12 +29,20 @@ def metrics_table(metrics: dict[str, float], prefix: str = "test",
 
 
 def print_outcome(outcome, say=print) -> None:
-    from pipeline.tracking import ui_command
+    """The results table, then where everything is: the run's link (the model-training view),
+    its checkpoint, the command that serves a local store, Ray's log files."""
+    from pipeline.console import log_folder
+    from pipeline.tracking import run_url, ui_command
 
     say("")
     say(metrics_table(outcome.metrics))
     say("")
     say(f"MLflow run: {outcome.run_id}")
+    if outcome.experiment_id:
+        say(f"open:       {run_url(outcome.tracking_uri, outcome.run_id, outcome.experiment_id)}")
     if outcome.checkpoint_path:
         say(f"checkpoint: {outcome.checkpoint_path}")
-    say(f"browse:     {ui_command(outcome.tracking_uri)}")
+    if not outcome.tracking_uri.startswith("http"):
+        say(f"serve:      {ui_command(outcome.tracking_uri)}")
+    if log_folder():
+        say(f"Ray logs:   {log_folder()}")

@@ -9,12 +9,15 @@ database (MLflow's own default, ``./mlruns``, would be relative to each worker's
 
 from pipeline.tracking.runs import (
     MAX_PARAM_LEN,
+    NOTE_TAG,
     PACKAGES,
     RunLogger,
+    command_line,
     git_commit,
     job_submission_id,
     package_versions,
     reproducibility_tags,
+    run_description,
     start_run,
 )
 from pipeline.tracking.server import LocalServer
@@ -22,6 +25,7 @@ from pipeline.tracking.store import (
     PARENT_TAG,
     SUBMISSION_TAG,
     download_artifacts,
+    experiment_url,
     get_or_create_experiment,
     get_run,
     list_artifacts,
@@ -36,9 +40,10 @@ from pipeline.tracking.store import (
 )
 
 __all__ = [
-    "MAX_PARAM_LEN", "PACKAGES", "PARENT_TAG", "SUBMISSION_TAG", "LocalServer", "RunLogger",
-    "download_artifacts", "get_or_create_experiment", "get_run", "git_commit",
-    "job_submission_id", "list_artifacts", "local_artifact_root", "metric_history",
-    "package_versions", "reproducibility_tags", "resolve_tracking_uri", "run_link", "run_url",
-    "runs_of_submission", "search_runs", "start_run", "ui_command",
+    "MAX_PARAM_LEN", "NOTE_TAG", "PACKAGES", "PARENT_TAG", "SUBMISSION_TAG", "LocalServer",
+    "RunLogger", "command_line", "download_artifacts", "experiment_url",
+    "get_or_create_experiment", "get_run", "git_commit", "job_submission_id", "list_artifacts",
+    "local_artifact_root", "metric_history", "package_versions", "reproducibility_tags",
+    "resolve_tracking_uri", "run_description", "run_link", "run_url", "runs_of_submission",
+    "search_runs", "start_run", "ui_command",
 ]

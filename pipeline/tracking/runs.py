@@ -18,6 +18,7 @@ from pipeline.errors import TrackingUnavailableError
 from pipeline.tracking.store import PARENT_TAG, SUBMISSION_TAG, get_or_create_experiment
 
 MAX_PARAM_LEN = 6000  # MLflow's limit for a param value
+NOTE_TAG = "mlflow.note.content"  # the run page's description (MLflow's own tag)
 DEFAULT_RETRY_S = 300.0  # tracking.retry_s: how long a run waits for a tracking server
 # MLflow's own retry of one request (7 tries, backoff factor 2: about 4 minutes) would hide the
 # bound; a short one here, and ``retrying`` keeps calling until tracking.retry_s is spent.
@@ -102,8 +103,35 @@ def job_submission_id() -> str:
         return ""
 
 
+def command_line() -> str:
+    """The command this process runs, as the user typed it (``dmt train --config ...``)."""
+    import shlex
+    import sys
+
+    argv = list(sys.argv)
+    if not argv:
+        return "python"
+    argv[0] = Path(argv[0]).name  # the console script's name, not where it is installed
+    if argv[0] in ("cli.py", "__main__.py"):  # `python -m pipeline.cli ...`
+        scripts = [e.name for e in metadata.entry_points(group="console_scripts")
+                   if e.value == "pipeline.cli:main"]
+        argv[0] = scripts[0] if scripts else "python -m pipeline.cli"
+    return shlex.join(argv[1:]) and f"{argv[0]} {shlex.join(argv[1:])}" or argv[0]
+
+
+def run_description(config_name: str) -> str:
+    """The run page's description: the config and the command that started the run."""
+    return f"config `{config_name}`, started with `{command_line()}`"
+
+
 def reproducibility_tags(extra: dict[str, Any] | None = None) -> dict[str, str]:
-    tags = {"git_commit": git_commit()}
+    """Commit, versions and the run's source (the UI's Source column: the command line, a Ray
+    job or a local process, and the git commit)."""
+    commit = git_commit()
+    tags = {"git_commit": commit, "mlflow.source.name": command_line()[:500],
+            "mlflow.source.type": "JOB" if job_submission_id() else "LOCAL"}
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
     if job_submission_id():
         tags[SUBMISSION_TAG] = job_submission_id()
     tags.update({f"version.{k}": v for k, v in package_versions().items()})
@@ -190,6 +218,30 @@ class RunLogger:
             path.write_bytes(png_bytes)
             self._call(f"log {artifact_file}", self.client.log_artifact, self.run_id,
                        str(path), folder or None)
+
+    def log_image(self, image, key: str, step: int) -> None:
+        """An image by step (``image``: (H, W, 3) uint8 array or PIL image): the run page's
+        images with MLflow's step slider."""
+        self._call(f"log image {key} of step {step}", self.client.log_image, self.run_id,
+                   image, key=key, step=step)
+
+    def log_shard_inputs(self, shards: str, summary: dict, splits: list[str],
+                         rows: dict[str, int] | None = None) -> None:
+        """The shards the run reads, one MLflow dataset input per split (``datasets.py``)."""
+        from pipeline.tracking.datasets import shard_inputs
+
+        self._call("log dataset inputs", self.client.log_inputs, self.run_id,
+                   datasets=shard_inputs(shards, summary, splits, rows))
+
+    def system_metrics(self, interval_s: float, *, node_rank: int = 0, resumed: bool = False):
+        """Context manager: MLflow's system metrics into this run while it is open."""
+        from pipeline.tracking.system import system_metrics
+
+        return system_metrics(self.uri, self.run_id, interval_s, node_rank=node_rank,
+                              resumed=resumed)
+
+    def experiment_id(self) -> str:
+        return self._call("read the run", self.client.get_run, self.run_id).info.experiment_id
 
     def end(self, status: str = "FINISHED") -> None:
         """status: FINISHED, FAILED or KILLED."""

@@ -92,10 +92,23 @@ def download_artifacts(uri: str, artifact_uri: str, dst: str | os.PathLike | Non
                                                dst_path=str(dst) if dst else None)
 
 
+# MLflow 3.17's UI opens an experiment in its GenAI view (traces); this query opens the
+# model-training view (runs table, metric charts, models) that these runs belong in
+TRAINING_VIEW = "?workflowType=machine_learning"
+
+
+def _ui_base(uri: str) -> str:
+    return (uri if uri.startswith("http") else "http://127.0.0.1:5000").rstrip("/")
+
+
 def run_url(uri: str, run_id: str, experiment_id: str) -> str:
     """A link into the MLflow UI (http servers) or the UI path to open after `mlflow ui`."""
-    base = uri if uri.startswith("http") else "http://127.0.0.1:5000"
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{_ui_base(uri)}/#/experiments/{experiment_id}/runs/{run_id}{TRAINING_VIEW}"
+
+
+def experiment_url(uri: str, experiment_id: str) -> str:
+    """The experiment's runs table in the model-training view."""
+    return f"{_ui_base(uri)}/#/experiments/{experiment_id}/runs{TRAINING_VIEW}"
 
 def run_link(uri: str, run_id: str, cache: dict | None = None) -> str:
     """The UI link of a run (looked up in ``uri`` for its experiment), or a plain note when the

@@ -34,6 +34,7 @@ class TrainOutcome:
     checkpoint_path: Path | None
     metrics: dict[str, float]
     return_value: Any
+    experiment_id: str | None = None  # for the run's link
 
 
 def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config: dict[str, Any],
@@ -80,15 +81,18 @@ def capacity_retries(cfg: config_mod.Config) -> int:
 
 
 def _ordered_ingest(cfg: config_mod.Config):
-    """Train's default ingest options for the worker shards, plus ``preserve_order`` and the
-    data nodes' labels (set here on the driver: Train resolves its defaults in its controller,
-    whose Ray Data context is not this one)."""
-    import ray.train
+    """Train's ingest options for the worker shards (Ray Data's current limits), with
+    ``preserve_order`` and the data nodes' labels (set here on the driver: Train resolves its
+    defaults in its controller, whose Ray Data context is not this one)."""
 
-    options = ray.train.DataConfig.default_ingest_options()
-    options.preserve_order = True
-    options.label_selector = config_mod.label_selector(cfg.data.nodes)
-    return options
+    from ray.data import DataContext, ExecutionOptions
+
+    # built here, not with DataConfig.default_ingest_options(), which passes Ray Data's
+    # deprecated exclude_resources on (a RayDeprecationWarning in every run)
+    ctx = DataContext.get_current().execution_options
+    return ExecutionOptions(resource_limits=ctx.resource_limits, preserve_order=True,
+                            verbose_progress=ctx.verbose_progress,
+                            label_selector=config_mod.label_selector(cfg.data.nodes))
 
 
 def _end_failed(logger, exc: Exception, run_path: Path, cfg: config_mod.Config) -> None:
@@ -119,6 +123,16 @@ def _end_failed(logger, exc: Exception, run_path: Path, cfg: config_mod.Config) 
             f"{first.split('TrackingUnavailableError: ')[-1].strip()}; training stopped, its "
             f"checkpoints are in {run_path}: once the server is back, `dmt train --resume "
             f"{run_path}` continues the run") from None
+
+
+def _print_worker_errors(exc: Exception) -> None:
+    """Each failed worker's whole traceback on stderr: Ray Train's own message keeps the first
+    and last 500 characters of it ("Output truncated"), which hides the cause, and the
+    workers' output is not on the console (``pipeline.console``)."""
+    import sys
+
+    for rank, error in sorted((getattr(exc, "worker_failures", None) or {}).items()):
+        print(f"[train] worker {rank} failed:\n{error}", file=sys.stderr, flush=True)
 
 
 def _resume_info(target: str, uri: str) -> dict[str, Any]:
@@ -154,10 +168,11 @@ def _dataset_tags(summary: dict[str, Any]) -> dict[str, Any]:
 
 def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str | None = None,
         run_name: str | None = None, callbacks: list | None = None, eval_split: str = "test",
-        resume_uri: str | None = None, say=print) -> TrainOutcome:
+        resume_uri: str | None = None, say=print, epoch_lines: bool = True) -> TrainOutcome:
     """Train one run end to end and return where everything went. ``resume_uri``: where the
     resumed run's MLflow store is served now, if not where it was (a sweep's private server
-    gets a new port each time the sweep runs)."""
+    gets a new port each time the sweep runs). ``epoch_lines``: the rank-0 worker's line per
+    epoch goes to ``say`` (else to the worker's log file: a sweep trial)."""
     from pipeline import tracking
 
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
@@ -183,6 +198,7 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
         say(f"[train] resuming {name} (MLflow run {run_id})")
     else:
         tags = tracking.reproducibility_tags(_dataset_tags(summary))
+        tags[tracking.NOTE_TAG] = tracking.run_description(cfg.name)
         run_id = tracking.start_run(uri, cfg.tracking.experiment or cfg.name,
                                     run_name or cfg.name, config_mod.flatten(cfg), tags,
                                     parent_run_id=parent_run_id,
@@ -192,14 +208,26 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
     # one writer per run folder: a second `--resume` of a live run is refused
     with FolderLock(run_path / RUN_LOCK, f"training run folder {run_path}"):
         return _fit_locked(cfg, resume, run_id, name, storage, run_path, uri, init, eval_split,
-                           callbacks, say)
+                           callbacks, say, epoch_lines, summary)
+
+
+def _log_inputs(logger, cfg: config_mod.Config, summary: dict[str, Any],
+                datasets: dict[str, Any]) -> None:
+    """The splits the run reads, as MLflow dataset inputs (``val`` counted from its ids)."""
+    shards = str(config_mod.data_paths(cfg.data).shards)
+    rows = {"val": datasets["val"].count()} if "val" in datasets else None
+    logger.log_shard_inputs(shards, summary, list(datasets), rows)
 
 
 def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: str,
                 storage: Path, run_path: Path, uri: str, init: Any, eval_split: str,
-                callbacks: list | None, say) -> TrainOutcome:
+                callbacks: list | None, say, epoch_lines: bool, summary: dict[str, Any]
+                ) -> TrainOutcome:
     """The run's folder written, its trainer fitted and its MLflow run closed."""
+    import contextlib
+
     from pipeline import tracking
+    from pipeline.train.progress import EpochLineRelay
 
     logger = tracking.RunLogger(uri, run_id, cfg.tracking.retry_s)
     run_path.mkdir(parents=True, exist_ok=True)
@@ -210,19 +238,24 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
                      "method": cfg.dmt.method})
     if not resume:
         logger.log_text(config_mod.dump_yaml(cfg), "config.yaml")
-    shards = config_mod.data_paths(cfg.data).shards
-    clips = heatmap_clips(shards, cfg.tracking.heatmaps)
-    loop_config = {"config": config_mod.to_dict(cfg), "logger": logger, "heatmap_clips": clips,
-                   "eval_split": eval_split, "init_weights": init}
-    trainer = build_trainer(cfg, build_datasets(cfg, eval_split), loop_config, name, storage,
-                            callbacks)
+    clips = heatmap_clips(config_mod.data_paths(cfg.data).shards, cfg.tracking.heatmaps)
+    datasets = build_datasets(cfg, eval_split)
+    if not resume:
+        _log_inputs(logger, cfg, summary, datasets)
+    relay = EpochLineRelay(say) if epoch_lines else contextlib.nullcontext()
     say(f"[train] {cfg.dmt.method}: {cfg.train.num_workers} worker(s); run folder {run_path}")
     try:
-        result = trainer.fit()
+        with relay as queue:
+            loop_config = {"config": config_mod.to_dict(cfg), "logger": logger,
+                           "heatmap_clips": clips, "eval_split": eval_split,
+                           "init_weights": init, "epoch_lines": queue}
+            result = build_trainer(cfg, datasets, loop_config, name, storage,
+                                   callbacks).fit()
     except KeyboardInterrupt:
         logger.end("KILLED")
         raise
     except Exception as exc:
+        _print_worker_errors(exc)
         _end_failed(logger, exc, run_path, cfg)
         raise
     checkpoint_path = Path(result.checkpoint.path) if result.checkpoint else None
@@ -230,5 +263,5 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
         logger.log_artifact(checkpoint_path / "state.pt", "model")
     logger.end("FINISHED")
     return TrainOutcome(run_id, uri, run_path, checkpoint_path, dict(result.metrics or {}),
-                        result.return_value)
+                        result.return_value, logger.experiment_id())
 

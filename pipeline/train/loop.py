@@ -22,7 +22,7 @@ from pipeline.dmt.state import make_state
 from pipeline.engine import checkpoint as ckpt_io
 from pipeline.engine import evaluation
 from pipeline.engine.batches import to_torch
-from pipeline.engine.heatmaps import clips_png
+from pipeline.engine.heatmaps import clips_png, png_image
 from pipeline.engine.loop import (
     progress_line,
     run_epoch,
@@ -33,6 +33,7 @@ from pipeline.engine.loop import (
     uses_unlabeled,
     weights_digest,
 )
+from pipeline.train import progress
 from pipeline.train.data import cycle_batches
 
 
@@ -118,7 +119,19 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     logger = loop_config.get("logger") if rank == 0 else None
     if logger is not None and start_epoch > 0:
         logger.set_tags({"resumed_from_epoch": start_epoch})
-    return _loop(state, cfg, start_epoch, logger, loop_config, rank, world)
+    with _system_metrics(loop_config.get("logger"), cfg, ctx, resumed=checkpoint is not None):
+        return _loop(state, cfg, start_epoch, logger, loop_config, rank, world)
+
+
+def _system_metrics(logger, cfg, ctx, resumed: bool):
+    """MLflow's system metrics from the first worker of each node (``tracking.system_metrics``)
+    while it trains; nothing for the others or without a run."""
+    import contextlib
+
+    if logger is None or not cfg.tracking.system_metrics or ctx.get_local_rank() != 0:
+        return contextlib.nullcontext()
+    return logger.system_metrics(cfg.tracking.system_metrics_interval_s,
+                                 node_rank=ctx.get_node_rank(), resumed=resumed)
 
 
 def _loop(state, cfg, start_epoch, logger, loop_config, rank, world) -> dict[str, Any]:
@@ -161,13 +174,15 @@ def _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_confi
     import ray.train
 
     if rank == 0:
-        print(progress_line(metrics, loop_config["total_epochs"]), flush=True)
+        progress.send(loop_config.get("epoch_lines"),
+                      progress_line(metrics, loop_config["total_epochs"]))
     if logger is not None:
         logger.log_metrics(metrics, step=epoch + 1)
         png = clips_png(state, cfg, loop_config.get("heatmap_clips") or [],
                         f"epoch {epoch + 1}, {cfg.dmt.method}")
-        if png:
+        if png:  # a file per epoch, and the same picture by step for the UI's slider
             logger.log_png(png, f"heatmaps/epoch_{epoch + 1:03d}.png")
+            logger.log_image(png_image(png), key="heatmaps", step=epoch + 1)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if rank == 0:
