@@ -82,6 +82,13 @@ def rows_to_batch(rows: list[dict[str, Any]], image_size: int, map_key: str | No
     return ToTrainingBatch(image_size, map_key)(columns)
 
 
+def _writable(value: Any) -> np.ndarray:
+    """A read-only view of Ray's object store is copied: torch would share it and warn that
+    writing to it is undefined; a copy of one batch costs far less than a step."""
+    arr = np.asarray(value)
+    return arr if arr.flags.writeable else arr.copy()
+
+
 def to_torch(batch: dict[str, Any], device) -> dict[str, Any]:
     """uint8 frames -> float [0, 1]; everything else as tensors on ``device``. On a GPU the host
     tensors are pinned and copied without blocking, so the copy overlaps the previous step's
@@ -95,13 +102,7 @@ def to_torch(batch: dict[str, Any], device) -> dict[str, Any]:
         if key in ("id", "split"):
             out[key] = list(value)
             continue
-        if not torch.is_tensor(value):
-            value = np.asarray(value)
-            if not value.flags.writeable:
-                # a read-only view of Ray's object store: torch would share it and warn that
-                # writing to it is undefined; a copy of one batch costs far less than a step
-                value = value.copy()
-        t = value if torch.is_tensor(value) else torch.from_numpy(value)
+        t = value if torch.is_tensor(value) else torch.from_numpy(_writable(value))
         out[key] = (t.pin_memory() if pin else t).to(device, non_blocking=True)
     out["frame"] = out["frame"].float().div_(255.0)
     return out

@@ -29,20 +29,17 @@ def metrics_table(metrics: dict[str, float], prefix: str = "test",
 
 
 def print_outcome(outcome, say=print) -> None:
-    """The results table, then where everything is: the run's link (the model-training view),
-    its checkpoint, the command that serves a local store, Ray's log files."""
+    """The results table, then where everything is: the run's link (the model-training view;
+    for a local store, with the command that serves it), its checkpoint, Ray's log files."""
     from pipeline.console import log_folder
-    from pipeline.tracking import run_url, ui_command
+    from pipeline.tracking import run_link
 
     say("")
     say(metrics_table(outcome.metrics))
     say("")
     say(f"MLflow run: {outcome.run_id}")
-    if outcome.experiment_id:
-        say(f"open:       {run_url(outcome.tracking_uri, outcome.run_id, outcome.experiment_id)}")
+    say(f"open:       {run_link(outcome.tracking_uri, outcome.run_id)}")
     if outcome.checkpoint_path:
         say(f"checkpoint: {outcome.checkpoint_path}")
-    if not outcome.tracking_uri.startswith("http"):
-        say(f"serve:      {ui_command(outcome.tracking_uri)}")
-    if log_folder():
-        say(f"Ray logs:   {log_folder()}")
+    if logs := log_folder():
+        say(f"Ray logs:   {logs}")

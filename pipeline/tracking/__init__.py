@@ -25,7 +25,6 @@ from pipeline.tracking.store import (
     PARENT_TAG,
     SUBMISSION_TAG,
     download_artifacts,
-    experiment_url,
     get_or_create_experiment,
     get_run,
     list_artifacts,
@@ -41,7 +40,7 @@ from pipeline.tracking.store import (
 
 __all__ = [
     "MAX_PARAM_LEN", "NOTE_TAG", "PACKAGES", "PARENT_TAG", "SUBMISSION_TAG", "LocalServer",
-    "RunLogger", "command_line", "download_artifacts", "experiment_url",
+    "RunLogger", "command_line", "download_artifacts",
     "get_or_create_experiment", "get_run", "git_commit", "job_submission_id", "list_artifacts",
     "local_artifact_root", "metric_history", "package_versions", "reproducibility_tags",
     "resolve_tracking_uri", "run_description", "run_link", "run_url", "runs_of_submission",

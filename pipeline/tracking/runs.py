@@ -116,7 +116,7 @@ def command_line() -> str:
         scripts = [e.name for e in metadata.entry_points(group="console_scripts")
                    if e.value == "pipeline.cli:main"]
         argv[0] = scripts[0] if scripts else "python -m pipeline.cli"
-    return shlex.join(argv[1:]) and f"{argv[0]} {shlex.join(argv[1:])}" or argv[0]
+    return f"{argv[0]} {shlex.join(argv[1:])}".rstrip()
 
 
 def run_description(config_name: str) -> str:
@@ -239,9 +239,6 @@ class RunLogger:
 
         return system_metrics(self.uri, self.run_id, interval_s, node_rank=node_rank,
                               resumed=resumed)
-
-    def experiment_id(self) -> str:
-        return self._call("read the run", self.client.get_run, self.run_id).info.experiment_id
 
     def end(self, status: str = "FINISHED") -> None:
         """status: FINISHED, FAILED or KILLED."""

@@ -105,11 +105,6 @@ def run_url(uri: str, run_id: str, experiment_id: str) -> str:
     """A link into the MLflow UI (http servers) or the UI path to open after `mlflow ui`."""
     return f"{_ui_base(uri)}/#/experiments/{experiment_id}/runs/{run_id}{TRAINING_VIEW}"
 
-
-def experiment_url(uri: str, experiment_id: str) -> str:
-    """The experiment's runs table in the model-training view."""
-    return f"{_ui_base(uri)}/#/experiments/{experiment_id}/runs{TRAINING_VIEW}"
-
 def run_link(uri: str, run_id: str, cache: dict | None = None) -> str:
     """The UI link of a run (looked up in ``uri`` for its experiment), or a plain note when the
     store cannot be read from here (e.g. a SQLite file on another machine). For `dmt jobs`."""

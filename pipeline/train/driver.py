@@ -34,7 +34,6 @@ class TrainOutcome:
     checkpoint_path: Path | None
     metrics: dict[str, float]
     return_value: Any
-    experiment_id: str | None = None  # for the run's link
 
 
 def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config: dict[str, Any],
@@ -263,5 +262,5 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
         logger.log_artifact(checkpoint_path / "state.pt", "model")
     logger.end("FINISHED")
     return TrainOutcome(run_id, uri, run_path, checkpoint_path, dict(result.metrics or {}),
-                        result.return_value, logger.experiment_id())
+                        result.return_value)
 
