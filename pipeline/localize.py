@@ -1,11 +1,13 @@
-"""Localize the sounding object in one new video with a trained checkpoint (`dmt localize`).
+"""Localize the sounding object in new clips with a trained checkpoint (`dmt localize`, and the
+MLflow model's ``predict``: both go through one :class:`Localizer`).
 
-The clip goes through exactly the preprocessing and training input path: ``decode_clip`` with the
-checkpoint's own ``data`` decode options (middle frame, audio window around it), then the
-``ToTrainingBatch`` conversion (frame squashed to ``model.image_size`` square, uint8 -> float in
-[0, 1], PCM -> waveform). The map is that of the checkpoint's reported role (``dmt.eval_model``,
-teacher mean for DMT), 224x224 in [0, 1]. The box is the bounding box of the region of
-``map >= threshold`` (8-connected) that holds the map's maximum.
+A clip goes through exactly the preprocessing and training input path: ``decode_clip`` (a video)
+or ``decode_pair`` (a frame image + audio file, the frames+audio layout) with the checkpoint's
+own ``data`` decode options (middle frame, audio window around it), then the ``ToTrainingBatch``
+conversion (frame squashed to ``model.image_size`` square, uint8 -> float in [0, 1], PCM ->
+waveform). The map is that of the checkpoint's reported role (``dmt.eval_model``, teacher mean
+for DMT), 224x224 in [0, 1]. The box is the bounding box of the region of ``map >= threshold``
+(8-connected) that holds the map's maximum.
 """
 
 from __future__ import annotations
@@ -37,7 +39,14 @@ class Localization:
     box: list[float]  # normalised xmin, ymin, xmax, ymax
     peak: tuple[int, int]  # (row, col) of the map's maximum
     frame: np.ndarray  # the decoded frame (H, W, 3) uint8, aspect kept
-    frame_time: float
+    frame_time: float  # seconds into the video; -1 for a frame image (time unknown)
+    audio: str = ""  # the audio file of a frame + audio pair ('' for a video)
+
+    @property
+    def peak_xy(self) -> dict[str, float]:
+        """The centre of the map's maximum pixel, normalised (x right, y down)."""
+        return {"x": (self.peak[1] + 0.5) / self.map.shape[1],
+                "y": (self.peak[0] + 0.5) / self.map.shape[0]}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -45,17 +54,19 @@ class Localization:
             "model": self.model, "frame_time": round(self.frame_time, 4),
             "box": [round(v, 4) for v in self.box],
             "box_threshold": BOX_THRESHOLD,
-            "peak": {"x": (self.peak[1] + 0.5) / self.map.shape[1],
-                     "y": (self.peak[0] + 0.5) / self.map.shape[0]},
+            "peak": self.peak_xy,
             "map": np.round(self.map.astype(np.float64), 4).tolist(),
+            **({"audio": self.audio} if self.audio else {}),
         }
 
 
 def resolve_checkpoint(spec: str, tracking_uri: str = "",
                        download_dir: str | os.PathLike | None = None) -> Path:
-    """A local ``state.pt`` for a file, a folder holding one, or an MLflow artifact URI
-    (``runs:/<id>/model``, ``models:/<name>/<version>``), downloaded from ``tracking_uri``
-    (default ``$MLFLOW_TRACKING_URI`` or ./mlflow.db)."""
+    """A local ``state.pt`` for a file, a folder holding one, or an MLflow URI: a run's
+    artifact (``runs:/<id>/checkpoint``), a logged or registered model (``runs:/<id>/model``,
+    ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``models:/<model id>``: the
+    model's folder holds the checkpoint), downloaded from ``tracking_uri`` (default
+    ``$MLFLOW_TRACKING_URI`` or ./mlflow.db)."""
     from pipeline.engine import checkpoint as ckpt_io
 
     if spec.startswith(MLFLOW_SCHEMES):
@@ -66,7 +77,7 @@ def resolve_checkpoint(spec: str, tracking_uri: str = "",
         try:
             local = tracking.download_artifacts(uri, spec, dst)
         except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a bad URI
-            raise LocalizeError(f"--checkpoint {spec}: cannot download from {uri}: "
+            raise LocalizeError(f"{spec}: cannot download from {uri}: "
                                 f"{type(exc).__name__}: {exc}") from None
         spec_path = Path(local)
     else:
@@ -74,7 +85,7 @@ def resolve_checkpoint(spec: str, tracking_uri: str = "",
     try:
         return ckpt_io.find(spec_path)
     except FileNotFoundError as exc:
-        raise LocalizeError(f"--checkpoint {spec}: {exc}") from None
+        raise LocalizeError(f"{spec}: {exc}") from None
 
 
 def peak_box(heat: np.ndarray, threshold: float = BOX_THRESHOLD
@@ -102,54 +113,102 @@ def peak_box(heat: np.ndarray, threshold: float = BOX_THRESHOLD
     return [c0 / w, r0 / h, (c1 + 1) / w, (r1 + 1) / h], (int(peak[0]), int(peak[1]))
 
 
+class Localizer:
+    """A checkpoint loaded once (state, config, decode options, reported role) that localizes
+    any number of inputs: :meth:`video` for a clip, :meth:`pair` for a frame image + audio file.
+    ``dmt localize`` and the MLflow model's ``predict`` both use it."""
+
+    def __init__(self, state: Any, cfg: Any, checkpoint: str):
+        from pipeline.data.decode import DecodeOptions
+        from pipeline.engine.batches import ToTrainingBatch
+        from pipeline.engine.evaluation import reported_role
+
+        self.state, self.cfg, self.checkpoint = state, cfg, checkpoint
+        self.options = DecodeOptions.from_config(cfg.data)
+        self.role = reported_role(state.method, cfg.dmt.eval_model)
+        self._convert = ToTrainingBatch(cfg.model.image_size, None)
+
+    @classmethod
+    def load(cls, checkpoint: str, *, device: str = "cpu", tracking_uri: str = "") -> Localizer:
+        """From a ``state.pt``, a folder holding one, or an MLflow URI (see
+        :func:`resolve_checkpoint`); LocalizeError naming the checkpoint if it cannot load."""
+        import torch
+
+        from pipeline.engine.offline import load_state
+
+        if device == "cuda" and not torch.cuda.is_available():
+            raise LocalizeError("--device cuda: no CUDA device is available here")
+        with tempfile.TemporaryDirectory(prefix="dmt-localize-") as tmp:  # MLflow downloads
+            file = resolve_checkpoint(checkpoint, tracking_uri, tmp)
+            try:
+                state, cfg, _ = load_state(file, device)
+            except (ValueError, KeyError, RuntimeError) as exc:
+                raise LocalizeError(f"{checkpoint}: cannot load {file.name}: {exc}") from None
+        return cls(state, cfg, checkpoint)
+
+    def video(self, path: str | os.PathLike, clip_id: str | None = None) -> Localization:
+        """Localize in one video (id: its file stem unless given)."""
+        from pipeline.data.decode import ClipError, decode_clip
+
+        path = Path(path)
+        clip_id = clip_id or path.stem
+        try:
+            row = decode_clip(path, clip_id, self.options)
+        except ClipError as exc:
+            raise LocalizeError(f"{path}: cannot use this video: {exc.reason}") from None
+        return self._predict(row, str(path), "")
+
+    def pair(self, frame: str | os.PathLike, audio: str | os.PathLike,
+             clip_id: str | None = None) -> Localization:
+        """Localize in a frame image + audio file (the frames+audio layout; the audio window is
+        centred on the middle of the track, as preprocessing does). Id: the frame's stem."""
+        from pipeline.data.decode import ClipError, decode_pair
+
+        frame, audio = Path(frame), Path(audio)
+        clip_id = clip_id or frame.stem
+        for kind, path in (("frame", frame), ("audio", audio)):
+            if not path.is_file():  # decode_pair's reasons do not say which side is missing
+                raise LocalizeError(f"{path}: cannot use this {kind} file: file not found")
+        try:
+            row = decode_pair(frame, audio, clip_id, self.options)
+        except ClipError as exc:
+            raise LocalizeError(f"{frame} + {audio}: cannot use this frame and audio: "
+                                f"{exc.reason}") from None
+        return self._predict(row, str(frame), str(audio))
+
+    def _predict(self, row: dict[str, Any], source: str, audio: str) -> Localization:
+        """A decoded row -> the reported model's map (224, 224) in [0, 1] and its box."""
+        import torch
+
+        from pipeline.data.codecs import decode_jpeg
+        from pipeline.dmt.step import predict_maps
+        from pipeline.engine.batches import to_torch
+
+        batch = self._convert({"id": np.array([row["id"]]),
+                               "frame_jpeg": np.array([row["frame_jpeg"]], dtype=object),
+                               "audio": np.array([row["audio"]], dtype=object),
+                               "has_boxes": np.array([False])})
+        with torch.no_grad():
+            heat = predict_maps(self.state, to_torch(batch, self.state.device), self.role)
+        heat = heat[0].float().cpu().numpy().clip(0.0, 1.0)
+        box, peak = peak_box(heat)
+        return Localization(id=row["id"], video=source, checkpoint=self.checkpoint,
+                            model=self.role, map=heat, box=box, peak=peak,
+                            frame=decode_jpeg(row["frame_jpeg"]),
+                            frame_time=float(row["frame_time"]), audio=audio)
+
+
 def localize(video: str | os.PathLike, checkpoint: str, *, device: str = "cpu",
              tracking_uri: str = "") -> Localization:
-    """Decode ``video``, run the checkpoint's reported model, return its map and box."""
-    import torch
-
-    from pipeline.data.codecs import decode_jpeg
-    from pipeline.data.decode import ClipError, DecodeOptions, decode_clip
-    from pipeline.dmt.step import predict_maps
-    from pipeline.engine.batches import ToTrainingBatch, to_torch
-    from pipeline.engine.evaluation import reported_role
-    from pipeline.engine.offline import load_state
-
-    if device == "cuda" and not torch.cuda.is_available():
-        raise LocalizeError("--device cuda: no CUDA device is available here")
-    with tempfile.TemporaryDirectory(prefix="dmt-localize-") as tmp:  # MLflow downloads
-        file = resolve_checkpoint(checkpoint, tracking_uri, tmp)
-        try:
-            state, cfg, _ = load_state(file, device)
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise LocalizeError(f"--checkpoint {checkpoint}: cannot load {file.name}: "
-                                f"{exc}") from None
-
-    video = Path(video)
-    clip_id = video.stem
-    try:
-        row = decode_clip(video, clip_id, DecodeOptions.from_config(cfg.data))
-    except ClipError as exc:
-        raise LocalizeError(f"{video}: cannot use this video: {exc.reason}") from None
-
-    convert = ToTrainingBatch(cfg.model.image_size, None)
-    batch = convert({"id": np.array([clip_id]),
-                     "frame_jpeg": np.array([row["frame_jpeg"]], dtype=object),
-                     "audio": np.array([row["audio"]], dtype=object),
-                     "has_boxes": np.array([False])})
-    role = reported_role(state.method, cfg.dmt.eval_model)
-    with torch.no_grad():
-        heat = predict_maps(state, to_torch(batch, state.device), role)
-    heat = heat[0].float().cpu().numpy().clip(0.0, 1.0)
-    box, peak = peak_box(heat)
-    return Localization(id=clip_id, video=str(video), checkpoint=checkpoint, model=role,
-                        map=heat, box=box, peak=peak, frame=decode_jpeg(row["frame_jpeg"]),
-                        frame_time=float(row["frame_time"]))
+    """One video with one checkpoint (a :class:`Localizer` used once)."""
+    return Localizer.load(checkpoint, device=device, tracking_uri=tracking_uri).video(video)
 
 
 def overlay_png(result: Localization) -> bytes:
     """The frame with the map over it and the predicted box (dashed yellow)."""
     from pipeline.engine.heatmaps import overlay_grid_png
 
-    title = f"{result.id} ({result.model}, t={result.frame_time:.2f}s)"
+    when = f", t={result.frame_time:.2f}s" if result.frame_time >= 0 else ""
+    title = f"{result.id} ({result.model}{when})"
     return overlay_grid_png([{"frame": result.frame, "map": result.map, "boxes": (),
                               "pred_box": result.box, "title": title}], columns=1)

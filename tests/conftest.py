@@ -100,3 +100,27 @@ def smoke_base(tmp_path_factory, ray_session):
     summary = prepare_dataset(cfg, say=lambda *_: None)
     assert summary["rows"] == cfg.data.synth.clips
     return cfg
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint(tmp_path_factory) -> Path:
+    """A smoke-config checkpoint made without Ray (make_state + checkpoint.save): the folder."""
+    from pipeline.dmt.state import make_state
+    from pipeline.engine import checkpoint as ckpt_io
+
+    cfg = C.load(REPO / "jobs/configs/smoke.yaml")
+    state = make_state(cfg.model, cfg.dmt, cfg.optim, "cpu", seed=cfg.train.seed,
+                       sample_rate=cfg.data.sample_rate)
+    folder = tmp_path_factory.mktemp("ckpt") / "checkpoint_000000"
+    ckpt_io.save(folder, state.state_dict(), epoch=0, config=C.to_dict(cfg))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def clip_video(tmp_path_factory) -> Path:
+    """One real mp4 (moving square, 440 Hz tone), 3.2 s at 10 fps."""
+    from tests.media import sine, write_clip
+
+    path = tmp_path_factory.mktemp("videos") / "clip_a.mp4"
+    return write_clip(path, seconds=3.2, fps=10, width=160, height=120,
+                      audio=sine(440, 3.2, 16000), sample_rate=16000)

@@ -155,7 +155,8 @@ def test_two_node_demo_job(two_nodes, tmp_path):
     assert run.data.params["train.num_workers"] == "2"
     assert run.data.params["train.placement_strategy"] == "STRICT_SPREAD"
     assert any(k.startswith("test/") for k in run.data.metrics), sorted(run.data.metrics)
-    assert "model" in tracking.list_artifacts(uri, run.info.run_id)
+    assert "checkpoint" in tracking.list_artifacts(uri, run.info.run_id)
+    assert tracking.run_model_id(uri, run.info.run_id)  # the logged MLflow model
     assert f"/runs/{run.info.run_id}" in listing.stdout  # dmt jobs links the run
 
     _relative_data_root_is_refused(address, auth, job_id, uri)

@@ -9,31 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import config as config_mod
 from pipeline.cli import main
-from tests.media import sine, write_clip
+from tests.media import write_clip
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    from pipeline.dmt.state import make_state
-    from pipeline.engine import checkpoint as ckpt_io
-
-    cfg = config_mod.load(REPO / "jobs/configs/smoke.yaml")
-    state = make_state(cfg.model, cfg.dmt, cfg.optim, "cpu", seed=cfg.train.seed,
-                       sample_rate=cfg.data.sample_rate)
-    folder = tmp_path_factory.mktemp("ckpt") / "checkpoint_000000"
-    ckpt_io.save(folder, state.state_dict(), epoch=0, config=config_mod.to_dict(cfg))
-    return folder
+def checkpoint(untrained_checkpoint) -> Path:
+    return untrained_checkpoint
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("videos") / "clip_a.mp4"
-    return write_clip(path, seconds=3.2, fps=10, width=160, height=120,
-                      audio=sine(440, 3.2, 16000), sample_rate=16000)
+def video(clip_video) -> Path:
+    return clip_video
 
 
 def _check_json(data: dict, video: Path) -> None:

@@ -56,7 +56,8 @@ def test_smoke_run_is_tracked_in_mlflow(smoke_base, smoke_outcome):
     # stage 2 reports the pseudo-label quality against the synthetic truth
     assert tracking.metric_history(uri, outcome.run_id, "train/pseudo_iou_all")[-1][1] >= 0
     artifacts = tracking.list_artifacts(uri, outcome.run_id)
-    assert "config.yaml" in artifacts and "model" in artifacts
+    assert "config.yaml" in artifacts and "checkpoint" in artifacts
+    assert tracking.list_artifacts(uri, outcome.run_id, "checkpoint") == ["checkpoint/state.pt"]
     heatmaps = tracking.list_artifacts(uri, outcome.run_id, "heatmaps")
     assert heatmaps == [f"heatmaps/epoch_{e:03d}.png" for e in range(1, epochs + 1)]
     # the final model loads safely and evaluates through the Ray-free path
@@ -69,6 +70,12 @@ def test_smoke_run_is_tracked_in_mlflow(smoke_base, smoke_outcome):
     result = evaluate_checkpoint(outcome.checkpoint_path, shards)
     logged = outcome.metrics["test/teacher_mean/ciou"]
     assert result["metrics"]["test/teacher_mean/ciou"] == pytest.approx(logged)
+    # the run's MLflow model holds the same final checkpoint: evaluated through its URI
+    model_id = tracking.run_model_id(uri, outcome.run_id)
+    by_uri = evaluate_checkpoint(f"runs:/{outcome.run_id}/model", shards, tracking_uri=uri)
+    assert by_uri["checkpoint"] == f"runs:/{outcome.run_id}/model"
+    assert by_uri["metrics"] == result["metrics"]
+    assert tracking.get_run(uri, outcome.run_id).outputs.model_outputs[0].model_id == model_id
 
 
 def test_smoke_run_shows_its_data_system_metrics_and_heatmaps_in_mlflow(smoke_base,

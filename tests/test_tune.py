@@ -86,7 +86,7 @@ def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
         f"tracking.uri=sqlite:///{root / 'mlflow.db'}", "train.stage1_epochs=1",
         "train.stage2_epochs=2", "tune.grace_period=1", "tune.reduction_factor=4",
         "tune.objective=val/mean_ciou"])  # resources left at their defaults: they fit 2 CPUs
-    out = sweep.run_sweep(cfg, samples=4, say=lambda *_: None)
+    out = sweep.run_sweep(cfg, samples=4, say=lambda *_: None, register=("smoke", "champion"))
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     space = S.load_space(None, cfg)
 
@@ -105,11 +105,24 @@ def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
     for child in children:  # completed trials end by themselves: run closed, model logged
         if child.data.tags["tune.status"] == "completed":
             assert child.info.status == "FINISHED"
-            assert "model" in tracking.list_artifacts(uri, child.info.run_id)
+            assert "checkpoint" in tracking.list_artifacts(uri, child.info.run_id)
+            assert tracking.run_model_id(uri, child.info.run_id)  # the logged model
         else:
             assert child.info.status == "KILLED"
     for child in children:
         assert len(tracking.metric_history(uri, child.info.run_id, "val/mean_ciou")) >= 1
+
+    # the registry's champion is the best completed trial's model
+    from mlflow import MlflowClient
+
+    champion = MlflowClient(uri).get_model_version_by_alias("smoke", "champion")
+    by_id = {c.info.run_id: c for c in children}
+    assert by_id[champion.run_id].data.tags["tune.status"] == "completed"
+    done = [r for r in out.trials if r["status"] == "completed"]
+    best_done = max(done, key=lambda r: r["objective"])["trial_id"]
+    assert by_id[champion.run_id].info.run_name == f"trial-{best_done}"
+    assert parent.data.tags["tune.registered"] == out.registered
+    assert out.registered.startswith("models:/smoke@champion (version 1")
 
     # sampled values differ between trials and lie in the space
     values = [row["values"] for row in out.trials]
@@ -264,6 +277,7 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, 
         == finished_history
     resumed = second[f"trial-{before[1][0]['trial_id']}"]
     assert resumed.info.status == "FINISHED"
-    assert "model" in tracking.list_artifacts(uri, resumed.info.run_id)
+    assert "checkpoint" in tracking.list_artifacts(uri, resumed.info.run_id)
+    assert tracking.run_model_id(uri, resumed.info.run_id)
     steps = [step for step, _ in tracking.metric_history(uri, resumed.info.run_id, "val/mean_ciou")]
     assert sorted(set(steps)) == [1, 2, 3, 4, 5], steps  # epochs after the interrupt reached MLflow

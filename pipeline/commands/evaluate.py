@@ -1,27 +1,40 @@
 """Evaluate a checkpoint on preprocessed shards: CIoU / AUC / mean cIoU / MSE under the median
-and the fixed 0.5 rule, for every model of the checkpoint and the trivial predictors."""
+and the fixed 0.5 rule, for every model of the checkpoint and the trivial predictors. The
+checkpoint may be a registered or logged MLflow model (models:/<name>@<alias>, runs:/<id>/model),
+fetched like `dmt localize --model` does."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True,
-                        help="a state.pt file or a folder holding one (Ray or MLflow checkpoint)")
+    parser.add_argument("--model", "--checkpoint", dest="model", required=True,
+                        help="a state.pt file or a folder holding one, or models:/<name>@<alias>,"
+                             " models:/<name>/<version>, runs:/<id>/model")
     parser.add_argument("--data", required=True, help="the shards folder of `dmt preprocess`")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--out", help="JSON file for the results (default: print only)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--tracking-uri", default="",
+                        help="MLflow store for runs:/ and models:/ URIs (default: "
+                             "$MLFLOW_TRACKING_URI or ./mlflow.db)")
 
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.engine.offline import evaluate_checkpoint
     from pipeline.engine.report import metrics_table
+    from pipeline.localize import LocalizeError
 
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.batch_size)
+    try:
+        result = evaluate_checkpoint(args.model, args.data, args.split, args.batch_size,
+                                     tracking_uri=args.tracking_uri)
+    except LocalizeError as exc:  # a checkpoint or model URI that cannot be fetched or read
+        print(f"dmt evaluate: {exc}", file=sys.stderr)
+        return 1
     print(f"{result['method']} checkpoint at epoch {result['epoch']} (step {result['step']}); "
           f"reported model: {result['reported']}; split {args.split}")
     print(metrics_table(result["metrics"], args.split))

@@ -15,6 +15,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--resume", metavar="RUN_OR_PATH",
                         help="continue a stopped run: its Ray run folder or MLflow run id")
+    add_register_arguments(parser, "the final model", "candidate")
+
+
+def add_register_arguments(parser: argparse.ArgumentParser, what: str, alias: str) -> None:
+    parser.add_argument("--register", metavar="NAME",
+                        help=f"register {what} in MLflow's Model Registry as NAME")
+    parser.add_argument("--alias", default=alias,
+                        help=f"alias set on the registered version (default {alias}): "
+                             f"`dmt localize --model models:/NAME@ALIAS`")
+
+
+def check_register(args: argparse.Namespace) -> None:
+    """A bad alias is refused before anything trains."""
+    from pipeline import config as config_mod
+    from pipeline import tracking
+
+    if args.register:
+        try:
+            tracking.check_alias(args.alias)
+        except ValueError as exc:
+            raise config_mod.ConfigError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,7 +44,15 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.train.driver import fit, resumed_config
 
     cfg = load_config(args)  # validated before Ray or MLflow start
+    check_register(args)
     prepare_dataset(resumed_config(args.resume, cfg) if args.resume else cfg)
     outcome = fit(cfg, resume=args.resume)
     print_outcome(outcome)
+    if args.register:
+        from pipeline import tracking
+
+        version = tracking.register_model(outcome.tracking_uri, outcome.run_id, args.register,
+                                          args.alias)
+        print(f"registered {args.register} version {version}: models:/{args.register}@"
+              f"{args.alias}")
     return 0

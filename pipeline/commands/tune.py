@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from pipeline.commands.common import add_config_arguments, load_config
+from pipeline.commands.train import add_register_arguments, check_register
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "`dmt train --config` accepts)")
     parser.add_argument("--resume", action="store_true",
                         help="continue this config's latest interrupted sweep")
+    add_register_arguments(parser, "the best trial's final model", "champion")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,12 +35,14 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.tune.sweep import SweepInterrupted, run_sweep
 
     cfg = load_config(args)
+    check_register(args)
     if args.samples < 1:
         raise config_mod.ConfigError(f"--samples: {args.samples} must be >= 1")
     if not args.resume:
         load_space(args.space, cfg)  # fail on a bad space before Ray or MLflow start
     try:
-        out = run_sweep(cfg, args.samples, args.space, resume=args.resume)
+        out = run_sweep(cfg, args.samples, args.space, resume=args.resume,
+                        register=(args.register, args.alias) if args.register else None)
     except SweepInterrupted as exc:
         print(f"dmt tune: {exc}", file=sys.stderr)
         return 130
@@ -56,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     if args.best_out:
         Path(args.best_out).write_text(config_mod.dump_yaml(out.best_config))
         print(f"best config written to {args.best_out}")
+    if out.registered:
+        print(f"best trial's model registered: {out.registered}")
     print(f"MLflow parent run: {out.parent_run_id}; sweep folder {out.path}")
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     print(f"open:       {tracking.run_link(uri, out.parent_run_id)}")

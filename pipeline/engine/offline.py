@@ -37,11 +37,26 @@ def load_state(checkpoint: str | os.PathLike, device: str = "cpu"):
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike,
                         split: str = "test", batch_size: int = 32,
-                        device: str = "cpu") -> dict[str, Any]:
-    """The metrics table of a checkpoint on one split, with the trivial predictors beside it."""
+                        device: str = "cpu", tracking_uri: str = "") -> dict[str, Any]:
+    """The metrics table of a checkpoint on one split, with the trivial predictors beside it.
+    ``checkpoint``: a file or folder, or an MLflow URI (``models:/<name>@<alias>``,
+    ``runs:/<id>/model``) fetched from ``tracking_uri`` as `dmt localize` does."""
+    import tempfile
+
+    from pipeline.localize import MLFLOW_SCHEMES, resolve_checkpoint
+
+    spec = str(checkpoint)
+    with tempfile.TemporaryDirectory(prefix="dmt-evaluate-") as tmp:
+        file = resolve_checkpoint(spec, tracking_uri, tmp)
+        state, cfg, data = load_state(file, device)
+    name = spec if spec.startswith(MLFLOW_SCHEMES) else str(file)
+    return _evaluate(state, cfg, data, name, shards, split, batch_size)
+
+
+def _evaluate(state, cfg, data: dict[str, Any], name: str, shards: str | os.PathLike,
+              split: str, batch_size: int) -> dict[str, Any]:
     from pipeline.data.verify import verify_shards
 
-    state, cfg, data = load_state(checkpoint, device)
     verify_shards(shards, needs=() if split == "val" else (split,))
     batches = split_batches(shards, split, cfg.model.image_size, batch_size)
     with torch.no_grad():
@@ -49,6 +64,6 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike
     if not scores["whole_image"]["ciou"]:
         raise ValueError(f"{shards}: no rows in split {split!r}")
     headline = evaluation.reported_role(state.method, cfg.dmt.eval_model)
-    return {"checkpoint": str(ckpt_io.find(checkpoint)), "split": split, "method": state.method,
+    return {"checkpoint": name, "split": split, "method": state.method,
             "reported": headline, "epoch": data["epoch"] + 1, "step": state.step,
             "metrics": evaluation.summarize_scores(scores, split, headline)}

@@ -5,8 +5,16 @@ metrics and artifacts into that run by id through :class:`RunLogger`. Because Ra
 change directory, the tracking URI is resolved to an absolute one on the driver before any worker
 starts, and experiments on a local SQLite store get an absolute artifact folder beside the
 database (MLflow's own default, ``./mlruns``, would be relative to each worker's directory).
+The final model is logged as an MLflow pyfunc model and can be registered (``model``).
 """
 
+from pipeline.tracking.model import (
+    MODEL_NAME,
+    check_alias,
+    log_model,
+    register_model,
+    run_model_id,
+)
 from pipeline.tracking.runs import (
     MAX_PARAM_LEN,
     NOTE_TAG,
@@ -39,10 +47,11 @@ from pipeline.tracking.store import (
 )
 
 __all__ = [
-    "MAX_PARAM_LEN", "NOTE_TAG", "PACKAGES", "PARENT_TAG", "SUBMISSION_TAG", "LocalServer",
-    "RunLogger", "command_line", "download_artifacts",
+    "MAX_PARAM_LEN", "MODEL_NAME", "NOTE_TAG", "PACKAGES", "PARENT_TAG", "SUBMISSION_TAG",
+    "LocalServer", "RunLogger", "check_alias", "command_line", "download_artifacts",
     "get_or_create_experiment", "get_run", "git_commit", "job_submission_id", "list_artifacts",
-    "local_artifact_root", "metric_history", "package_versions", "reproducibility_tags",
-    "resolve_tracking_uri", "run_description", "run_link", "run_url", "runs_of_submission",
+    "local_artifact_root", "log_model", "metric_history", "package_versions", "register_model",
+    "reproducibility_tags", "resolve_tracking_uri", "run_description", "run_link", "run_model_id",
+    "run_url", "runs_of_submission",
     "search_runs", "start_run", "ui_command",
 ]

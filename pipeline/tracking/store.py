@@ -86,10 +86,12 @@ def list_artifacts(uri: str, run_id: str, path: str | None = None) -> list[str]:
 
 
 def download_artifacts(uri: str, artifact_uri: str, dst: str | os.PathLike | None = None) -> str:
-    """Fetch ``runs:/<id>/<path>`` or ``models:/...`` to a local path (for --checkpoint URIs)."""
-    mlflow.set_tracking_uri(uri)
-    return mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri,
-                                               dst_path=str(dst) if dst else None)
+    """Fetch ``runs:/<id>/<path>`` or ``models:/...`` to a local path (for --model URIs)."""
+    from pipeline.tracking.model import tracking_uri
+
+    with tracking_uri(uri):  # models:/ URIs are resolved through the process-wide URI
+        return mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri,
+                                                   dst_path=str(dst) if dst else None)
 
 
 # MLflow 3.17's UI opens an experiment in its GenAI view (traces); this query opens the

@@ -259,7 +259,12 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
         raise
     checkpoint_path = Path(result.checkpoint.path) if result.checkpoint else None
     if checkpoint_path is not None:
-        logger.log_artifact(checkpoint_path / "state.pt", "model")
+        logger.log_artifact(checkpoint_path / "state.pt", "checkpoint")  # for --resume elsewhere
+        try:  # the MLflow model (runs:/<id>/model): the Models tab, the registry, pyfunc
+            tracking.log_model(logger, checkpoint_path / "state.pt", cfg)
+        except Exception:
+            logger.end("FAILED")
+            raise
     logger.end("FINISHED")
     return TrainOutcome(run_id, uri, run_path, checkpoint_path, dict(result.metrics or {}),
                         result.return_value)

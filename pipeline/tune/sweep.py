@@ -20,7 +20,7 @@ from pipeline import config as config_mod
 from pipeline.locks import FolderLock
 from pipeline.train import resources
 from pipeline.tune import space as space_mod
-from pipeline.tune.trials import close_children, run_trial, trial_rows
+from pipeline.tune.trials import close_children, register_best, run_trial, trial_rows
 
 SWEEP_INFO = "dmt_sweep.json"
 SWEEP_LOCK = ".dmt.lock"  # held in the sweep folder while a process runs the sweep
@@ -37,6 +37,7 @@ class SweepOutcome:
     epochs_run: int
     epochs_full: int
     path: Path
+    registered: str = ""  # "models:/<name>@<alias> (version n, trial t)" with --register
 
 
 def trial_resources(cfg: config_mod.Config) -> float:
@@ -235,15 +236,17 @@ def _best(sw: _Sweep, rows: list[dict]) -> tuple[dict, config_mod.Config, dict[s
 
 
 def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = None,
-              resume: bool = False, say=print) -> SweepOutcome:
-    """Run (or resume) a sweep; return the best trial and its test-split evaluation."""
+              resume: bool = False, say=print,
+              register: tuple[str, str] | None = None) -> SweepOutcome:
+    """Run (or resume) a sweep; return the best trial and its test-split evaluation.
+    ``register`` (name, alias): register the best trial's model and point the alias at it."""
     sw = _load_sweep(cfg, samples, space_file, resume)
     # one writer per sweep folder: a second `--resume` of a live sweep is refused
     with FolderLock(sw.folder / SWEEP_LOCK, f"sweep folder {sw.folder}"):
-        return _run_sweep(sw, say)
+        return _run_sweep(sw, say, register)
 
 
-def _run_sweep(sw: _Sweep, say) -> SweepOutcome:
+def _run_sweep(sw: _Sweep, say, register: tuple[str, str] | None) -> SweepOutcome:
     import ray
 
     from pipeline import tracking
@@ -278,7 +281,11 @@ def _run_sweep(sw: _Sweep, say) -> SweepOutcome:
         best_row, best_cfg, test_metrics = _best(sw, rows)
         log = tracking.RunLogger(live_uri, parent)
         _log_parent_summary(log, cfg, rows, best_row, best_cfg, test_metrics, sw.max_t)
+        registered = register_best(live_uri, experiment, parent, rows, best_row,
+                                    cfg.tune.mode, register) if register else ""
+        if registered:
+            log.set_tags({"tune.registered": registered})
         log.end("FINISHED")
     return SweepOutcome(parent, best_row["trial_id"], best_cfg, best_row["objective"], rows,
                         test_metrics, sum(r["epochs"] for r in rows), len(rows) * sw.max_t,
-                        sw.folder)
+                        sw.folder, registered)

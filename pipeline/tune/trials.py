@@ -96,3 +96,24 @@ def close_children(uri: str, experiment: str, parent_id: str, rows: list[dict]) 
         # a trial stopped while it was closing its run may have marked it FAILED
         if row["status"] in final and run.info.status != final[row["status"]]:
             log.end(final[row["status"]])  # "unfinished" runs stay open for --resume
+
+
+def register_best(uri: str, experiment: str, parent: str, rows: list[dict], best_row: dict,
+                   mode: str, register: tuple[str, str]) -> str:
+    """Register the best trial's model (``register``: name, alias). A trial ASHA stopped
+    logged no model; then the best trial that ran to its end is registered, and the note
+    says which."""
+    from pipeline import tracking
+
+    runs = {r.info.run_name: r.info.run_id for r in tracking.search_runs(
+        uri, experiment, f"tags.`{tracking.PARENT_TAG}` = '{parent}'", max_results=1000)}
+    done = [r for r in rows if r["status"] == "completed" and r["history"]]
+    if not done:
+        raise RuntimeError("--register: no trial ran to its end, so none has a final model")
+    pick = max if mode == "max" else min
+    row = best_row if best_row in done else pick(done, key=lambda r: r["objective"])
+    name, alias = register
+    version = tracking.register_model(uri, runs[f"trial-{row['trial_id']}"], name, alias)
+    note = "" if row is best_row else (f"; the best trial {best_row['trial_id']} was stopped "
+                                       f"early and has no final model")
+    return f"models:/{name}@{alias} (version {version}, trial {row['trial_id']}{note})"
