@@ -103,6 +103,9 @@ class ObjectPath:
     def __hash__(self) -> int:
         return hash(str(self))
 
+    def __lt__(self, other: ObjectPath) -> bool:  # sorted(): the code sorts shard lists
+        return str(self) < str(other)
+
     def __truediv__(self, name: str | os.PathLike) -> ObjectPath:
         return ObjectPath(self.fs, f"{self.path}/{os.fspath(name).strip('/')}", self._prefix,
                           self._query)
