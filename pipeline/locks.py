@@ -9,17 +9,26 @@ supports locks (NFSv4, CephFS, EFS); the file records who holds it, for the mess
 
     with FolderLock(out.with_name(f".{out.name}.lock"), f"dmt preprocess into {out}"):
         ...
+
+Object storage (``s3://...``) has no advisory locks, and a lock object would outlive a crashed
+holder (S3 cannot tie an object to a process). For such a folder the lock is the same flock on a
+local file named after the URI (in the temp folder): it refuses a second writer on this machine
+(where `dmt train` / `dmt preprocess` drivers run), not one started on another host; run a
+cluster's drivers from one place (the head node, `dmt submit`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import FolderLockedError
 
@@ -29,8 +38,8 @@ __all__ = ["FolderLock", "FolderLockedError"]
 class FolderLock:
     """An exclusive, non-blocking lock on ``path`` for ``what`` (said in the refusal)."""
 
-    def __init__(self, path: str | os.PathLike, what: str):
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike | Any, what: str):
+        self.path = local_lock_file(path)
         self.what = what
         self._fd: int | None = None
 
@@ -63,6 +72,18 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def local_lock_file(path: str | os.PathLike | Any) -> Path:
+    """The local file whose flock stands for ``path``: itself, or for an object-storage location
+    (:class:`pipeline.locations.ObjectPath`) a file in the temp folder named after its URI."""
+    from pipeline import locations
+
+    if not locations.is_uri(path):
+        return Path(path)
+    uri = str(path)
+    digest = hashlib.sha1(uri.encode()).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / f"dmt-locks-{os.getuid()}" / f"{digest}.lock"
 
 
 def _read_holder(fd: int) -> str:

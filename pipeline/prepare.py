@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from pipeline import config as config_mod
+from pipeline import locations
 from pipeline.data import reader
 from pipeline.data.verify import verify_shards
 from pipeline.methods import method_of
@@ -33,6 +34,10 @@ def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
     ensure_ray()
     check_shared({"data.shards": paths.shards.parent})
     synthetic = not (cfg.data.videos or cfg.data.frames)
+    if synthetic and locations.is_remote(paths.videos):
+        raise config_mod.ConfigError(
+            f"data.root={cfg.data.root}: the synthetic clips are written to and decoded from a "
+            f"local folder; set data.root to one, and data.shards to the object-storage URI")
     if synthetic and not paths.videos.exists():
         if cfg.data.format != "synth":
             raise FileNotFoundError(f"data.videos: {paths.videos} does not exist (set data.videos"

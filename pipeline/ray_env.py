@@ -43,10 +43,12 @@ def ensure_ray(num_cpus: float | None = None, **init_kwargs: Any) -> None:
     console.quiet_ray_data()
 
 
-def check_shared(paths: dict[str, Path]) -> None:
+def check_shared(paths: dict[str, Any]) -> None:
     """On a multi-node cluster, ConfigError unless every path in ``paths`` (config key ->
     folder, created here) is the same folder on every alive node: the shards are read and
-    checkpoints written by tasks and workers on any node. Two checks, before any work:
+    checkpoints written by tasks and workers on any node. Object-storage locations
+    (``s3://...``) are one store for every node and are not checked. Two checks, before any
+    work:
 
     - a path inside this job's copy of the working dir (a relative ``data.root`` in a job):
       every node unpacks its own copy, so the folder differs from node to node (on one machine
@@ -59,10 +61,12 @@ def check_shared(paths: dict[str, Path]) -> None:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    from pipeline import locations
     from pipeline.config import ConfigError
 
+    paths = {k: p for k, p in paths.items() if not locations.is_uri(p)}
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    if len(nodes) < 2:
+    if len(nodes) < 2 or not paths:
         return
     cwd = Path.cwd().resolve()
     for key, path in paths.items():

@@ -15,6 +15,13 @@ METADATA = SHARED / "data" / "avsl-metadata"
 
 # Small machines: one parquet footer reader instead of 32 (see RAY-NOTES).
 os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
+# Fake AWS credentials for the S3 test server (tests/s3_server.py), set here, before the
+# session's Ray instance starts, so its workers inherit them (S3 signs every request); no test
+# reaches real AWS, nor the EC2 metadata service (the SDKs' last, slow credential source).
+os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                  AWS_EC2_METADATA_DISABLED="true")
+os.environ.pop("AWS_SESSION_TOKEN", None)
+os.environ.pop("AWS_PROFILE", None)
 
 KEY_PACKAGES = ("torch", "torchaudio", "torchvision", "ray", "mlflow", "pyarrow", "numpy",
                 "decord2", "av", "pillow")

@@ -1,5 +1,9 @@
 """Paths of a config: the dataset's folders, Ray Train's storage, and making them absolute on the
-driver (Tune trials and Train workers change directory)."""
+driver (Tune trials and Train workers change directory).
+
+``data.root``, ``data.shards`` and ``train.storage`` may be object-storage URIs (``s3://bucket/
+prefix``, :mod:`pipeline.locations`): they pass through untouched and come back as
+``ObjectPath``s; every other path is local."""
 
 from __future__ import annotations
 
@@ -7,25 +11,27 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config.schema import Config, DataConfig
+from pipeline import locations
+from pipeline.config.schema import Config, ConfigError, DataConfig
 
 
 @dataclass(frozen=True)
 class DataPaths:
     """Absolute paths derived from ``DataConfig`` (workers change directory: resolve early)."""
 
-    root: Path
-    synth: Path
-    videos: Path
+    root: locations.Location
+    synth: locations.Location
+    videos: locations.Location
     annotations: Path
     lists: Path
-    shards: Path
+    shards: locations.Location
 
 
 PATH_KEYS = ("data.root", "data.videos", "data.frames", "data.audio", "data.annotations",
              "data.lists", "data.shards",
              "data.val_list", "model.visual_weights", "model.audio_a_weights",
              "model.audio_b_weights", "train.storage")
+URI_KEYS = ("data.root", "data.shards", "train.storage")  # may name object storage (s3://...)
 
 
 def resolve_paths(cfg: Config, base: str | os.PathLike | None = None) -> Config:
@@ -38,31 +44,54 @@ def resolve_paths(cfg: Config, base: str | os.PathLike | None = None) -> Config:
     for key in PATH_KEYS:
         section, name = key.split(".")
         value = getattr(getattr(out, section), name)
-        if value and not Path(value).is_absolute():
+        if locations.is_uri(value):
+            if key not in URI_KEYS:
+                raise ConfigError(f"{key}: {value!r}: a local path is needed here (object "
+                                  f"storage URIs: {', '.join(URI_KEYS)})")
+            _location(value, key)  # a URI pyarrow cannot open is refused here, by key
+        elif value and not Path(value).is_absolute():
             setattr(getattr(out, section), name, str((base_dir / value).resolve()))
     if not out.train.storage:
         out.train.storage = str((base_dir / "ray_results").resolve())
     return out
 
 
-def storage_dir(cfg: Config) -> Path:
-    """Ray Train's storage folder (``train.storage``, default ./ray_results), absolute."""
+def _location(value: str, key: str) -> locations.ObjectPath:
+    try:
+        return locations.location(value, key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def storage_dir(cfg: Config) -> locations.Location:
+    """Ray Train's storage folder (``train.storage``, default ./ray_results), absolute, or its
+    object-storage location."""
+    if locations.is_uri(cfg.train.storage):
+        return _location(cfg.train.storage, "train.storage")
     return Path(cfg.train.storage or "ray_results").resolve()
 
 
 def data_paths(data: DataConfig, base: str | os.PathLike | None = None) -> DataPaths:
     base_dir = Path(base or os.getcwd())
-    root = (base_dir / data.root).resolve()
+    if locations.is_uri(data.root):
+        root = _location(data.root, "data.root")
+    else:
+        root = (base_dir / data.root).resolve()
     synth = root / "synth"
 
-    def pick(value: str, default: Path) -> Path:
+    def pick(value: str, default: locations.Location, key: str) -> locations.Location:
+        if locations.is_uri(value):
+            if key != "data.shards":
+                raise ConfigError(f"{key}: {value!r}: the inputs are read from local paths; "
+                                  f"object storage holds the shards (data.shards)")
+            return _location(value, key)
         return (base_dir / value).resolve() if value else default
 
     return DataPaths(
         root=root,
         synth=synth,
-        videos=pick(data.videos, synth / "videos"),
-        annotations=pick(data.annotations, synth / "annotations.json"),
-        lists=pick(data.lists, synth),
-        shards=pick(data.shards, root / "shards"),
+        videos=pick(data.videos, synth / "videos", "data.videos"),
+        annotations=pick(data.annotations, synth / "annotations.json", "data.annotations"),
+        lists=pick(data.lists, synth, "data.lists"),
+        shards=pick(data.shards, root / "shards", "data.shards"),
     )

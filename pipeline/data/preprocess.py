@@ -28,7 +28,8 @@ Nothing lost, nothing duplicated, rerun-safe:
   (unreadable ones are deleted) and decodes only the clips not yet in any of them; another
   fingerprint starts over. At the end the shards are checked against the plan (every input
   exactly once, in a shard or in the quarantine, no id twice in the shards), ``quarantine.jsonl``
-  and ``summary.json`` are written, and the folder is swapped into ``out`` by rename.
+  and ``summary.json`` are written, and the folder is swapped into ``out`` by rename (in object
+  storage, ``out="s3://bucket/shards"``, by a copy: see :mod:`pipeline.data.resume`).
 - ``out`` already holding a complete result of the same fingerprint is left alone
   (``summary["up_to_date"]``); ``force=True`` redoes it.
 - Ids named by the id lists or the annotations without a video are reported in
@@ -42,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline import locations
 from pipeline.data.decode import DecodeOptions
 from pipeline.data.engines import ShardSink, run_local, run_ray
 from pipeline.data.inputs import FramesAudio
@@ -74,7 +76,7 @@ __all__ = [
 ]
 
 
-def run_preprocess(videos: str | Path | FramesAudio, out: str | Path, *,
+def run_preprocess(videos: str | Path | FramesAudio, out: str | Path | locations.ObjectPath, *,
                    annotations: str | Path | None = None, fmt: str = "synth",
                    lists: str | Path | None = None, data: Any = None,
                    opts: DecodeOptions | None = None, engine: str = "ray",
@@ -95,7 +97,7 @@ def run_preprocess(videos: str | Path | FramesAudio, out: str | Path, *,
         from pipeline.config import DataConfig
 
         data = DataConfig()
-    out = Path(out).resolve()
+    out = locations.location(out, "out").resolve()  # a folder, or an s3:// (etc.) prefix
     # one writer: two runs into one folder would interleave rows in its partial folder
     with FolderLock(out.with_name(f".{out.name}.lock"), f"dmt preprocess into {out}"):
         return _preprocess(videos, out, annotations, fmt, lists, data,

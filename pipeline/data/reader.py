@@ -10,7 +10,9 @@
     ds = reader.ray_dataset(shards, columns=[...])        # ray.data.Dataset (training streams)
 
 Training, evaluation, ``dmt localize``'s heatmap clips and the benchmark all read through these
-functions; the conversion of rows into model batches is ``pipeline.engine.batches``.
+functions; the conversion of rows into model batches is ``pipeline.engine.batches``. A shards
+folder may be an object-storage URI (``s3://bucket/shards``, see :mod:`pipeline.locations`):
+pyarrow and Ray Data read it through the URI's filesystem.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from pipeline import locations
 from pipeline.data import schema
 from pipeline.data.codecs import decode_jpeg, decode_pcm16
 
@@ -36,7 +39,7 @@ BATCH_COLUMNS = ["id", "split", "frame_jpeg", "audio", "boxes", "boxes_256", "bo
 
 def load_summary(path: str | Path) -> dict[str, Any]:
     """The ``summary.json`` of a shards folder ({} when there is none)."""
-    p = Path(path) / "summary.json"
+    p = locations.location(path) / "summary.json"
     if not p.is_file():
         return {}
     return json.loads(p.read_text())
@@ -44,7 +47,7 @@ def load_summary(path: str | Path) -> dict[str, Any]:
 
 def load_quarantine(path: str | Path) -> list[dict[str, Any]]:
     """The ``quarantine.jsonl`` records of a shards folder (id, path, split, reason)."""
-    p = Path(path) / "quarantine.jsonl"
+    p = locations.location(path) / "quarantine.jsonl"
     if not p.is_file():
         return []
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
@@ -52,13 +55,14 @@ def load_quarantine(path: str | Path) -> list[dict[str, Any]]:
 
 def is_shards_folder(path: str | Path) -> bool:
     """A finished ``dmt preprocess`` output: summary.json and at least one shard."""
-    p = Path(path)
+    p = locations.location(path)
     return p.is_dir() and (p / "summary.json").is_file() and any(p.glob("part-*.parquet"))
 
 
-def shard_files(path: str | Path, *, check: bool = True) -> list[Path]:
+def shard_files(path: str | Path | locations.ObjectPath, *,
+                check: bool = True) -> list[locations.Location]:
     """The Parquet shards of a folder (or one shard file), sorted, schema version checked."""
-    path = Path(path)
+    path = locations.location(path)
     if path.is_file():
         files = [path]
     elif path.is_dir():
@@ -70,16 +74,24 @@ def shard_files(path: str | Path, *, check: bool = True) -> list[Path]:
         raise FileNotFoundError(f"{path}: no shards folder (run `dmt preprocess` first)")
     if check:
         for f in files:
-            schema.check_schema(pq.read_schema(f), str(f))
+            fs, where = locations.fs_path(f)
+            schema.check_schema(pq.read_schema(where, filesystem=fs), str(f))
     return files
 
 
 def shard_dataset(path: str | Path) -> pads.Dataset:
     """A pyarrow dataset over the checked shard files (nothing else in the folder)."""
-    files = [str(p) for p in shard_files(path)]
+    fs, files = _fs_and_files(shard_files(path))
     if not files:
         raise FileNotFoundError(f"{path}: no Parquet shards (run `dmt preprocess` first)")
-    return pads.dataset(files, format="parquet")
+    return pads.dataset(files, format="parquet", filesystem=fs)
+
+
+def _fs_and_files(files: list[locations.Location]) -> tuple[Any, list[str]]:
+    """The shards' filesystem (None: local) and their paths on it, for pyarrow and Ray Data."""
+    if files and locations.is_remote(files[0]):
+        return files[0].fs, [f.path for f in files]
+    return None, [str(f) for f in files]
 
 
 def split_counts(path: str | Path) -> dict[str, int]:
@@ -189,9 +201,11 @@ def ray_dataset(path: str | Path, *, columns: list[str] | None = None, **read_kw
     os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
     import ray.data
 
-    files = [str(f) for f in shard_files(path)]
+    fs, files = _fs_and_files(shard_files(path))
     if not files:
         raise FileNotFoundError(f"{path}: no shards")
+    if fs is not None:  # the tasks get the filesystem (endpoint, options) with the paths
+        read_kwargs.setdefault("filesystem", fs)
     ds = ray.data.read_parquet(files, **read_kwargs)
     # Ray Data 2.60 pushes the projection down into the read (`columns=` is deprecated)
     return ds.select_columns(columns) if columns else ds

@@ -1,6 +1,11 @@
 """The output folder and its resumable ``.<out>.partial/`` twin: what is already done there,
 repairs after an interruption, and the final swap into ``out``. See
 :mod:`pipeline.data.preprocess`.
+
+Both may be object-storage prefixes (``s3://...``, :mod:`pipeline.locations`): there is no
+rename there, so the swap deletes the old ``out`` and copies the partial folder's objects into
+it, ``summary.json`` last; until that copy ends ``out`` is not a finished shards folder, and a
+run interrupted in between finds the partial folder complete and copies it again.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from pipeline import locations
 from pipeline.data import schema
 from pipeline.data.plan import clip_key
 from pipeline.data.writer import atomic_write_bytes
@@ -44,9 +50,10 @@ def scan_folder(folder: Path, *, repair: bool) -> tuple[dict[str, dict], list[di
             notes.append(f"removed partial write {tmp.name}")
     for f in sorted(folder.glob(PART_GLOB)):
         try:
-            schema.check_schema(pq.read_schema(f), str(f))
-            t = pq.read_table(f, columns=["id", "path", "split", "frame_decoder",
-                                          "audio_decoder"])
+            fs, where = locations.fs_path(f)
+            schema.check_schema(pq.read_schema(where, filesystem=fs), str(f))
+            t = pq.read_table(where, filesystem=fs, columns=["id", "path", "split",
+                                                             "frame_decoder", "audio_decoder"])
         except Exception as exc:  # noqa: BLE001 - an unreadable shard is redone
             if not repair:
                 raise PreprocessError(f"{f}: unreadable shard: {exc}") from None
@@ -96,6 +103,10 @@ def install(tmp: Path, out: Path) -> None:
             raise PreprocessError(
                 f"{out} exists and is not a shards folder written by `dmt preprocess` (no "
                 f"summary.json); choose another --out or empty it")
+    if locations.is_remote(out):  # no rename in object storage (see the module docstring)
+        locations.rmtree(out, ignore_errors=True)
+        locations.move_folder(tmp, out, last=(SUMMARY,))
+    elif out.exists():
         old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
         os.rename(out, old)
         os.rename(tmp, out)
@@ -108,7 +119,7 @@ def up_to_date(out: Path, fp: str, force: bool) -> dict[str, Any] | None:
     """The summary of ``out`` if it already holds a complete result of fingerprint ``fp``
     (and not ``force``), else None. Leftovers of an earlier swap are removed first."""
     for stale in out.parent.glob(f".{out.name}.old-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        locations.rmtree(stale, ignore_errors=True)
     if not force and (out / SUMMARY).is_file():
         try:
             old = json.loads((out / SUMMARY).read_text())
@@ -135,7 +146,7 @@ def open_partial(tmp: Path, out: Path, fp: str, force: bool) -> dict[str, Any] |
             except (OSError, json.JSONDecodeError):
                 continue
         if force or state.get("fingerprint") != fp:
-            shutil.rmtree(tmp)
+            locations.rmtree(tmp)
         elif state.get("complete"):  # finished but not yet swapped in
             for frag in tmp.glob(FRAGMENT_GLOB):
                 frag.unlink()

@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import locations
 from pipeline.data import schema
 from pipeline.errors import ShardsError
 
@@ -44,7 +45,8 @@ def _summary(folder: Path) -> dict[str, Any]:
 def _file_splits(path: Path, rows_listed: int | None) -> Counter:
     """The split counts of one shard file, after its footer, schema and row count are checked."""
     try:
-        handle = pq.ParquetFile(path)
+        fs, where = locations.fs_path(path)
+        handle = pq.ParquetFile(where, filesystem=fs)
     except (pa.ArrowException, OSError) as exc:
         raise ShardsError(f"{path}: not a readable Parquet file, truncated or corrupt "
                           f"({str(exc).splitlines()[0][:160]}); re-run `dmt preprocess`, "
@@ -62,10 +64,12 @@ def _file_splits(path: Path, rows_listed: int | None) -> Counter:
     return Counter(column)
 
 
-def verify_shards(folder: str | Path, needs: Iterable[str] = ()) -> dict[str, Any]:
+def verify_shards(folder: str | Path | locations.ObjectPath,
+                  needs: Iterable[str] = ()) -> dict[str, Any]:
     """The folder's summary, once every check passed; :class:`ShardsError` naming the file
-    and what is wrong otherwise. ``needs``: splits that must hold at least one row."""
-    folder = Path(folder)
+    and what is wrong otherwise. ``needs``: splits that must hold at least one row. ``folder``
+    may be an object-storage URI (``s3://bucket/shards``)."""
+    folder = locations.location(folder)
     if not folder.is_dir():
         raise ShardsError(f"{folder}: no shards folder (run `dmt preprocess` first)")
     summary = _summary(folder)

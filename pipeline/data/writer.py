@@ -1,16 +1,14 @@
 """Decoded rows -> Parquet shards (good rows) and JSONL quarantine fragments (failed rows).
 
-Every file is written to a temp name and renamed into place, under a name derived from the
-clip keys it holds, so a retried write task rewrites the same files. See
-:mod:`pipeline.data.preprocess`.
+Every file is written to a temp name and renamed into place (an object in object storage is
+written whole), under a name derived from the clip keys it holds, so a retried write task
+rewrites the same files. See :mod:`pipeline.data.preprocess`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,18 +17,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline import locations
 from pipeline.data import schema
 from pipeline.data.plan import clip_key
 
 # ---------------------------------------------------------------- writing
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.inprogress")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def atomic_write_bytes(path: Path | locations.ObjectPath, data: bytes) -> None:
+    def write(target: Any, fs: Any) -> None:
+        if fs is None:
+            Path(target).write_bytes(data)
+        else:
+            with fs.open_output_stream(target) as f:
+                f.write(data)
+
+    locations.write_atomically(path, write)
 
 
-def _write_piece(table: pa.Table, folder: Path) -> dict[str, Any]:
+def _write_piece(table: pa.Table, folder: Path | locations.ObjectPath) -> dict[str, Any]:
     """One slice of decoded rows -> ``part-<hash>.parquet`` (good rows) and
     ``quarantine-<hash>.jsonl`` (failed rows), each written to a temp name then renamed. The
     hash is over the slice's clip keys, so a retried task rewrites the same files."""
@@ -44,11 +48,10 @@ def _write_piece(table: pa.Table, folder: Path) -> dict[str, Any]:
     if good.num_rows:
         good = good.cast(schema.SCHEMA)  # carries the version metadata
         final = folder / f"part-{name}.parquet"
-        tmp = folder / f".part-{name}.{uuid.uuid4().hex[:8]}.inprogress"
-        pq.write_table(good, tmp, compression="zstd",
-                       use_dictionary=["split", "category", "box_format", "frame_decoder",
-                                       "audio_decoder"])
-        os.replace(tmp, final)
+        locations.write_atomically(final, lambda target, fs: pq.write_table(
+            good, target, filesystem=fs, compression="zstd",
+            use_dictionary=["split", "category", "box_format", "frame_decoder",
+                            "audio_decoder"]))
         files.append(final.name)
     if bad.num_rows:
         lines = [json.dumps({"id": r["id"], "path": r["path"], "split": r["split"],
@@ -60,7 +63,7 @@ def _write_piece(table: pa.Table, folder: Path) -> dict[str, Any]:
     return {"rows": good.num_rows, "quarantined": bad.num_rows, "files": files}
 
 
-def write_shard(tables: Iterable[pa.Table], folder: str | Path,
+def write_shard(tables: Iterable[pa.Table], folder: str | Path | locations.ObjectPath,
                 max_rows: int | None = None) -> dict[str, Any]:
     """Decoded tables (:data:`schema.DECODED_SCHEMA`) -> shard(s) of the good rows and
     quarantine fragment(s) of the failed ones; returns counts and file names.
@@ -68,7 +71,7 @@ def write_shard(tables: Iterable[pa.Table], folder: str | Path,
     With ``max_rows``, the rows are cut into ``ceil(n / max_rows)`` equal slices, so no shard
     exceeds ``max_rows`` rows (Ray hands a write task at least ``rows_per_file`` rows, and
     sometimes a whole output block more)."""
-    folder = Path(folder)
+    folder = locations.location(folder)
     tables = [t for t in tables if t.num_rows]
     if not tables:
         return {"rows": 0, "quarantined": 0, "files": []}

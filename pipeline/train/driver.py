@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config as config_mod
+from pipeline import locations
 from pipeline.engine.heatmaps import heatmap_clips
 from pipeline.locks import FolderLock
 from pipeline.models.pretrained import read_initial_weights
@@ -135,8 +136,9 @@ def _print_worker_errors(exc: Exception) -> None:
 
 
 def _resume_info(target: str, uri: str) -> dict[str, Any]:
-    """``dmt train --resume`` accepts a Ray run folder or an MLflow run id."""
-    folder = Path(target)
+    """``dmt train --resume`` accepts a Ray run folder (a path or an s3:// URI) or an MLflow run
+    id."""
+    folder = locations.location(target, "--resume")
     if not folder.exists():
         from pipeline import tracking
 
@@ -145,7 +147,7 @@ def _resume_info(target: str, uri: str) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - MLflow raises several types for a bad id
             raise FileNotFoundError(f"--resume {target!r}: neither a Ray run folder nor an "
                                     f"MLflow run id in {uri} ({exc})") from None
-        folder = Path(run.data.tags.get("ray.run_path", ""))
+        folder = locations.location(run.data.tags.get("ray.run_path", ""))
     info_file = folder / RUN_INFO
     if not info_file.is_file():
         raise FileNotFoundError(f"--resume {target!r}: {info_file} not found (not a dmt run)")
@@ -191,9 +193,10 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
     cfg = resources.fitted(cfg, ray.cluster_resources().get("CPU", 0.0))
     storage = config_mod.storage_dir(cfg)
     check_shared({"data.shards": config_mod.data_paths(cfg.data).shards,
-                  "train.storage": Path(info["storage"]) if resume else storage})
+                  "train.storage": locations.location(info["storage"]) if resume else storage})
     if resume:
-        run_id, name, storage = info["run_id"], info["name"], Path(info["storage"])
+        run_id, name = info["run_id"], info["name"]
+        storage = locations.location(info["storage"])
         say(f"[train] resuming {name} (MLflow run {run_id})")
     else:
         tags = tracking.reproducibility_tags(_dataset_tags(summary))
@@ -257,15 +260,26 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
         _print_worker_errors(exc)
         _end_failed(logger, exc, run_path, cfg)
         raise
-    checkpoint_path = Path(result.checkpoint.path) if result.checkpoint else None
+    checkpoint_path = _checkpoint_location(result.checkpoint, run_path)
     if checkpoint_path is not None:
-        logger.log_artifact(checkpoint_path / "state.pt", "checkpoint")  # for --resume elsewhere
-        try:  # the MLflow model (runs:/<id>/model): the Models tab, the registry, pyfunc
-            tracking.log_model(logger, checkpoint_path / "state.pt", cfg)
-        except Exception:
-            logger.end("FAILED")
-            raise
+        with result.checkpoint.as_directory() as local:  # downloaded when in object storage
+            state = Path(local) / "state.pt"
+            logger.log_artifact(state, "checkpoint")  # for --resume elsewhere
+            try:  # the MLflow model (runs:/<id>/model): the Models tab, the registry, pyfunc
+                tracking.log_model(logger, state, cfg)
+            except Exception:
+                logger.end("FAILED")
+                raise
     logger.end("FINISHED")
     return TrainOutcome(run_id, uri, run_path, checkpoint_path, dict(result.metrics or {}),
                         result.return_value)
 
+
+def _checkpoint_location(checkpoint: Any, run_path: locations.Location):
+    """Where Ray Train left the run's checkpoint: its local folder, or in object storage the
+    checkpoint's folder under the run folder (whose URI keeps the endpoint options)."""
+    if checkpoint is None:
+        return None
+    if locations.is_remote(run_path):
+        return run_path / checkpoint.path.rstrip("/").rsplit("/", 1)[-1]
+    return Path(checkpoint.path)
