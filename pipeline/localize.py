@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import locations
+
 MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
 BOX_THRESHOLD = 0.5
 
@@ -66,7 +68,8 @@ def resolve_checkpoint(spec: str, tracking_uri: str = "",
     artifact (``runs:/<id>/checkpoint``), a logged or registered model (``runs:/<id>/model``,
     ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``models:/<model id>``: the
     model's folder holds the checkpoint), downloaded from ``tracking_uri`` (default
-    ``$MLFLOW_TRACKING_URI`` or ./mlflow.db)."""
+    ``$MLFLOW_TRACKING_URI`` or ./mlflow.db), or an object-storage URI (a Ray checkpoint or run
+    folder in ``s3://...``: its newest state.pt)."""
     from pipeline.engine import checkpoint as ckpt_io
 
     if spec.startswith(MLFLOW_SCHEMES):
@@ -80,12 +83,30 @@ def resolve_checkpoint(spec: str, tracking_uri: str = "",
             raise LocalizeError(f"{spec}: cannot download from {uri}: "
                                 f"{type(exc).__name__}: {exc}") from None
         spec_path = Path(local)
+    elif locations.is_uri(spec):  # a checkpoint in object storage (train.storage=s3://...)
+        spec_path = _download_state(spec, Path(download_dir or tempfile.mkdtemp(
+            prefix="dmt-localize-")))
     else:
         spec_path = Path(spec)
     try:
         return ckpt_io.find(spec_path)
     except FileNotFoundError as exc:
         raise LocalizeError(f"{spec}: {exc}") from None
+
+
+def _download_state(spec: str, dst: Path) -> Path:
+    """The newest ``state.pt`` at or under an object-storage URI, copied into ``dst``."""
+    from pipeline.engine.checkpoint import FILENAME
+
+    try:
+        where = locations.location(spec, "checkpoint")
+        hits = [where] if where.name == FILENAME else sorted(where.rglob(FILENAME))
+        if not hits or not hits[-1].is_file():
+            raise FileNotFoundError(f"no {FILENAME} at or under it")
+        (dst / FILENAME).write_bytes(hits[-1].read_bytes())
+    except (OSError, ValueError) as exc:
+        raise LocalizeError(f"{spec}: {exc}") from None
+    return dst / FILENAME
 
 
 def peak_box(heat: np.ndarray, threshold: float = BOX_THRESHOLD

@@ -11,8 +11,10 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 from pipeline.ports import free_port
 
@@ -50,13 +52,15 @@ class S3Server:
 def moto_server(timeout_s: float = 60.0):
     """Start ``moto.server`` on a free loopback port; yield an :class:`S3Server`; stop it."""
     port = free_port()
+    # its request log goes to a file: a pipe nobody reads fills up and blocks the server
+    log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             str(port)], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"moto server exited: {proc.stderr.read().decode()[-800:]}")
+                raise RuntimeError(f"moto server exited: {Path(log.name).read_text()[-800:]}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
@@ -72,3 +76,5 @@ def moto_server(timeout_s: float = 60.0):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
+        Path(log.name).unlink(missing_ok=True)

@@ -33,8 +33,8 @@ def _docs(path: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
 
 
-def _kind(kind: str) -> tuple[Path, dict]:
-    for path in _files("*.yaml"):
+def _kind(kind: str, file: str = "*.yaml") -> tuple[Path, dict]:
+    for path in _files(file):
         for doc in _docs(path):
             if isinstance(doc, dict) and doc.get("kind") == kind:
                 return path, doc
@@ -53,7 +53,7 @@ def _containers(pod_template: dict) -> list[dict]:
     return pod_template["spec"]["containers"]
 
 
-def _check_pod(template: dict, where: str, gpu: bool) -> None:
+def _check_pod(template: dict, where: str, gpu: bool, shared_volume: bool = True) -> None:
     spec = template["spec"]
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     containers = _containers(template)
@@ -64,8 +64,12 @@ def _check_pod(template: dict, where: str, gpu: bool) -> None:
     assert "/dev/shm" in mounts, f"{where}: /dev/shm not mounted"
     shm = volumes[mounts["/dev/shm"]]
     assert shm["emptyDir"]["medium"] == "Memory", where
-    assert "/data" in mounts, f"{where}: no shared /data volume"
-    assert "persistentVolumeClaim" in volumes[mounts["/data"]], where
+    if shared_volume:
+        assert "/data" in mounts, f"{where}: no shared /data volume"
+        assert "persistentVolumeClaim" in volumes[mounts["/data"]], where
+    else:  # object storage: no volume but /dev/shm, the bucket's credentials from a Secret
+        assert not [v for v in volumes.values() if "persistentVolumeClaim" in v], where
+        assert {"name": "dmt-s3"} in [e.get("secretRef") for e in main.get("envFrom", [])], where
     env_from = main.get("envFrom", [])
     assert any("configMapRef" in e or "secretRef" in e for e in env_from), \
         f"{where}: MLFLOW_TRACKING_URI should come from a ConfigMap or Secret"
@@ -76,12 +80,12 @@ def _check_pod(template: dict, where: str, gpu: bool) -> None:
         assert "nvidia.com/gpu" not in limits, where
 
 
-def _check_cluster_spec(spec: dict, where: str) -> None:
+def _check_cluster_spec(spec: dict, where: str, shared_volume: bool = True) -> None:
     assert spec["rayVersion"] == RAY_VERSION, where
     assert spec["authOptions"]["mode"] == "token", where
     assert spec["enableInTreeAutoscaling"] is True, where
     head = spec["headGroupSpec"]
-    _check_pod(head["template"], f"{where} head", gpu=False)
+    _check_pod(head["template"], f"{where} head", gpu=False, shared_volume=shared_volume)
     workers = spec["workerGroupSpecs"]
     assert workers, where
     gpu_groups = []
@@ -91,7 +95,8 @@ def _check_cluster_spec(spec: dict, where: str) -> None:
         limits = _containers(group["template"])[0]["resources"]["limits"]
         if "nvidia.com/gpu" in limits:
             gpu_groups.append(group)
-            _check_pod(group["template"], f"{where} {group['groupName']}", gpu=True)
+            _check_pod(group["template"], f"{where} {group['groupName']}", gpu=True,
+                       shared_volume=shared_volume)
     assert gpu_groups, f"{where}: no GPU worker group"
     assert any(g["maxReplicas"] > g["minReplicas"] for g in gpu_groups), \
         f"{where}: the GPU group cannot autoscale"
@@ -101,7 +106,8 @@ def _check_cluster_spec(spec: dict, where: str) -> None:
             _containers(g["template"])[0]["resources"]["limits"]]
     assert data and all(labels[g["groupName"]] == DATA_NODES for g in data), where
     for g in data:
-        _check_pod(g["template"], f"{where} {g['groupName']}", gpu=False)
+        _check_pod(g["template"], f"{where} {g['groupName']}", gpu=False,
+                   shared_volume=shared_volume)
     assert all(labels[g["groupName"]] == GPU_NODES for g in gpu_groups), where
 
 
@@ -124,7 +130,7 @@ def test_kuberay_raycluster():
 
 
 def test_kuberay_rayjob():
-    path, doc = _kind("RayJob")
+    path, doc = _kind("RayJob", "rayjob.yaml")
     assert doc["apiVersion"] == "ray.io/v1"
     spec = doc["spec"]
     entry = spec["entrypoint"]
@@ -142,6 +148,18 @@ def test_kuberay_rayjob():
     runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])
     assert runtime_env["working_dir"]
     _check_cluster_spec(spec["rayClusterSpec"], f"{path} rayClusterSpec")
+
+
+def test_kuberay_rayjob_on_object_storage():
+    """The S3 variant: the same run with shards and checkpoints in a bucket, no shared volume."""
+    path, doc = _kind("RayJob", "rayjob-s3.yaml")
+    _, shared = _kind("RayJob", "rayjob.yaml")
+    entry, cfg = doc["spec"]["entrypoint"], _entry_config(doc["spec"]["entrypoint"])
+    assert entry.startswith(shared["spec"]["entrypoint"])  # the same run, plus its locations
+    assert cfg.data.shards.startswith("s3://") and cfg.train.storage.startswith("s3://")
+    assert cfg.train.use_gpu and C.label_selector(cfg.train.worker_nodes) == GPU_NODES
+    _check_cluster_spec(doc["spec"]["rayClusterSpec"], f"{path} rayClusterSpec",
+                        shared_volume=False)
 
 
 def test_kuberay_storage_and_image():

@@ -40,16 +40,18 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike
                         device: str = "cpu", tracking_uri: str = "") -> dict[str, Any]:
     """The metrics table of a checkpoint on one split, with the trivial predictors beside it.
     ``checkpoint``: a file or folder, or an MLflow URI (``models:/<name>@<alias>``,
-    ``runs:/<id>/model``) fetched from ``tracking_uri`` as `dmt localize` does."""
+    ``runs:/<id>/model``) fetched from ``tracking_uri`` as `dmt localize` does, or an
+    object-storage URI (``s3://...``)."""
     import tempfile
 
+    from pipeline import locations
     from pipeline.localize import MLFLOW_SCHEMES, resolve_checkpoint
 
     spec = str(checkpoint)
     with tempfile.TemporaryDirectory(prefix="dmt-evaluate-") as tmp:
         file = resolve_checkpoint(spec, tracking_uri, tmp)
         state, cfg, data = load_state(file, device)
-    name = spec if spec.startswith(MLFLOW_SCHEMES) else str(file)
+    name = spec if spec.startswith(MLFLOW_SCHEMES) or locations.is_uri(spec) else str(file)
     return _evaluate(state, cfg, data, name, shards, split, batch_size)
 
 
