@@ -96,9 +96,21 @@ def test_smoke_sweep_nests_trials_stops_some_and_round_trips_the_best_config(
     assert parent.data.tags["tune.best_trial"] == out.best_trial
     assert {"best_config.yaml", "objective_per_trial.png", "objective_vs_values.png",
             "trials.json"} <= set(tracking.list_artifacts(uri, out.parent_run_id))
-    children = tracking.search_runs(uri, cfg.name,
-                                    f"tags.`{tracking.PARENT_TAG}` = '{out.parent_run_id}'")
+    runs = tracking.search_runs(uri, cfg.name,
+                                f"tags.`{tracking.PARENT_TAG}` = '{out.parent_run_id}'")
+    children = [r for r in runs if r.info.run_name.startswith("trial-")]
     assert len(children) == 4
+    # stage 1 ran once (only stage-2 keys are swept), as the parent's other child; every trial
+    # started from it at stage 2
+    (warm,) = [r for r in runs if r.info.run_name == f"{out.path.name}-warmup"]
+    assert len(runs) == 5 and warm.info.status == "FINISHED"
+    assert parent.data.tags["tune.warmup_run_id"] == warm.info.run_id
+    assert [s for s, _ in tracking.metric_history(uri, warm.info.run_id, "val/mean_ciou")] == [1]
+    for child in children:
+        assert child.data.tags["tune.warmup_run_id"] == warm.info.run_id
+        steps = [s for s, _ in tracking.metric_history(uri, child.info.run_id, "val/mean_ciou")]
+        assert steps and steps[0] == 2, steps
+    assert out.epochs_run == 1 + sum(r["epochs"] - 1 for r in out.trials)
     statuses = {c.data.tags["tune.status"] for c in children}
     assert statuses <= {"completed", "stopped_early"}
     assert "stopped_early" in statuses  # ASHA: rung after stage-2 epoch 1 keeps 1 in 4
@@ -212,6 +224,9 @@ def _tune_results(folder: Path) -> list[list[dict]]:
     return out
 
 
+EPOCHS = 9  # of each trial in the interrupted sweep: 1 shared warm-up epoch and 8 of stage 2
+
+
 @pytest.mark.slow
 def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, smoke_base,
                                                                       ray_session):
@@ -221,9 +236,10 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, 
     cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
         f"data.root={smoke_base.data.root}", f"train.storage={tmp_path / 'ray_results'}",
         f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "train.stage1_epochs=1",
-        # 5 epochs: Ctrl-C after the 2nd trial's first epoch leaves it epochs to do (a Train
-        # run goes on for a few seconds while Tune shuts down, and may finish a short one)
-        "train.stage2_epochs=4", "tune.scheduler=fifo", "train.cpus_per_worker=0.5",
+        # 8 stage-2 epochs: Ctrl-C after the 2nd trial's first epoch leaves it epochs to do (a
+        # Train run goes on for a few seconds while Tune shuts down, and may finish a short one:
+        # 3 epochs of 3 s did, once trials started from the shared warm-up)
+        f"train.stage2_epochs={EPOCHS - 1}", "tune.scheduler=fifo", "train.cpus_per_worker=0.5",
         "tune.trial_cpus=0.5", "tune.objective=val/mean_ciou", "tracking.heatmaps=0"])
     config_file = tmp_path / "sweep.yaml"
     config_file.write_text(C.dump_yaml(cfg))
@@ -245,8 +261,9 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, 
     assert proc.returncode == 130, output
     assert "--resume" in output
     before = _tune_results(folder)
-    assert [r["epoch"] for r in before[0]] == [1, 2, 3, 4, 5] and before[1][-1]["epoch"] < 5, \
-        before
+    # trials start at stage 2 from the shared warm-up (epoch 1, run before them)
+    assert [r["epoch"] for r in before[0]] == list(range(2, EPOCHS + 1)), before
+    assert before[1][-1]["epoch"] < EPOCHS, before
 
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     parent_id = json.loads((folder / sweep.SWEEP_INFO).read_text())["parent_run_id"]
@@ -257,7 +274,8 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, 
         return {run.info.run_name: run for run in runs}
 
     first = children()
-    assert len(first) == 2
+    assert len(first) == 3 and f"{folder.name}-warmup" in first  # 2 trials and the warm-up
+    warm_id = json.loads((folder / sweep.SWEEP_INFO).read_text())["warmup"]["run_id"]
     finished_run = first[f"trial-{before[0][0]['trial_id']}"]
     finished_history = tracking.metric_history(uri, finished_run.info.run_id, "val/mean_ciou")
 
@@ -269,10 +287,11 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, 
     assert after[0] == before[0]  # the finished trial did not run again
     # resumed from its last Train checkpoint: Tune counts its reports from 1 again, the epochs
     # carry on (and ASHA's rungs are counted in epochs)
-    assert after[1][:len(before[1])] == before[1] and after[1][-1]["epoch"] == 5
+    assert after[1][:len(before[1])] == before[1] and after[1][-1]["epoch"] == EPOCHS
     assert sorted(row["status"] for row in out.trials) == ["completed", "completed"]
     second = children()
     assert set(second) == set(first)  # the resumed trial continued its own run
+    assert second[f"{folder.name}-warmup"].info.run_id == warm_id  # not warmed up again
     assert tracking.metric_history(uri, finished_run.info.run_id, "val/mean_ciou") \
         == finished_history
     resumed = second[f"trial-{before[1][0]['trial_id']}"]
@@ -280,4 +299,5 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, 
     assert "checkpoint" in tracking.list_artifacts(uri, resumed.info.run_id)
     assert tracking.run_model_id(uri, resumed.info.run_id)
     steps = [step for step, _ in tracking.metric_history(uri, resumed.info.run_id, "val/mean_ciou")]
-    assert sorted(set(steps)) == [1, 2, 3, 4, 5], steps  # epochs after the interrupt reached MLflow
+    # the epochs after the interrupt reached MLflow
+    assert sorted(set(steps)) == list(range(2, EPOCHS + 1)), steps

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
               f"{row['objective']:10.3f}  {values}")
     print(f"\nbest trial {out.best_trial}: {cfg.tune.objective} = {out.best_value:.3f}")
     print(f"epochs run {out.epochs_run} of {out.epochs_full} "
-          f"({1 - out.epochs_run / max(out.epochs_full, 1):.0%} saved by early stopping)")
+          f"({1 - out.epochs_run / max(out.epochs_full, 1):.0%} saved by early stopping and "
+          f"a shared warm-up)")
     if out.test_metrics:
         print("best trial's final checkpoint on the test split:")
         print(metrics_table(out.test_metrics, "test"))

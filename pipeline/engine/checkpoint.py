@@ -18,14 +18,16 @@ FORMAT = 1
 
 
 def save(folder: str | os.PathLike, state_dict: dict[str, Any], *, epoch: int,
-         config: dict[str, Any], metrics: dict[str, float] | None = None) -> Path:
-    """Write ``folder/state.pt`` (atomically) and return its path."""
+         config: dict[str, Any], metrics: dict[str, float] | None = None,
+         streams: dict[str, int] | None = None) -> Path:
+    """Write ``folder/state.pt`` (atomically) and return its path. ``streams``: batches drawn
+    so far from each training stream (a resumed run skips as many)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / FILENAME
     tmp = path.with_suffix(".tmp")
     torch.save({"format": FORMAT, "state": state_dict, "epoch": int(epoch), "config": config,
-                "metrics": dict(metrics or {})}, tmp)
+                "metrics": dict(metrics or {}), "streams": dict(streams or {})}, tmp)
     os.replace(tmp, path)
     return path
 

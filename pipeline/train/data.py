@@ -128,3 +128,20 @@ def cycle_batches(shard, batch_size: int, name: str, seed: int = 0,
             raise RuntimeError(f"the {name!r} split gave this worker no rows; preprocess more "
                                f"clips or use fewer workers")
         epoch += 1
+
+
+def counted(stream: Iterator[dict], drawn: dict[str, int], name: str) -> Iterator[dict]:
+    """``stream``, after skipping the ``drawn[name]`` batches an earlier run of this job drew
+    from it (its checkpoint says how many), counting every batch drawn in ``drawn[name]``.
+
+    The stream's order is fixed by its seed (``cycle_batches``), so a run resumed from a
+    checkpoint, or a sweep trial started from the shared warm-up, sees the batches the
+    uninterrupted run would have: the same numbers, epoch by epoch. The skipped batches are
+    read and dropped (a fraction of the time it took to train on them)."""
+    for _ in range(drawn.get(name, 0)):
+        next(stream)
+    drawn.setdefault(name, 0)
+    for batch in stream:
+        drawn[name] += 1
+        yield batch
+

@@ -169,11 +169,14 @@ def _dataset_tags(summary: dict[str, Any]) -> dict[str, Any]:
 
 def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str | None = None,
         run_name: str | None = None, callbacks: list | None = None, eval_split: str = "test",
-        resume_uri: str | None = None, say=print, epoch_lines: bool = True) -> TrainOutcome:
+        resume_uri: str | None = None, say=print, epoch_lines: bool = True,
+        warm_start: dict[str, str] | None = None) -> TrainOutcome:
     """Train one run end to end and return where everything went. ``resume_uri``: where the
     resumed run's MLflow store is served now, if not where it was (a sweep's private server
     gets a new port each time the sweep runs). ``epoch_lines``: the rank-0 worker's line per
-    epoch goes to ``say`` (else to the worker's log file: a sweep trial)."""
+    epoch goes to ``say`` (else to the worker's log file: a sweep trial). ``warm_start``
+    (``checkpoint``, ``run_id``): start from another run's checkpoint (a sweep's shared
+    stage-1 warm-up, ``pipeline.tune.warmup``) until this run has one of its own."""
     from pipeline import tracking
 
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
@@ -182,9 +185,10 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
         info = _resume_info(resume, uri)
         cfg, uri = config_mod.from_dict(info["config"]), resume_uri or info["uri"]
         cfg.tracking.uri = uri
+        warm_start = info.get("warm_start")
     summary = require_shards(cfg)
     # the weights files are read (and checked) once, here, for a run from scratch
-    init = None if resume else read_initial_weights(cfg.model)
+    init = None if resume or warm_start else read_initial_weights(cfg.model)
     ensure_ray()
     import ray
 
@@ -210,7 +214,7 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
     # one writer per run folder: a second `--resume` of a live run is refused
     with FolderLock(run_path / RUN_LOCK, f"training run folder {run_path}"):
         return _fit_locked(cfg, resume, run_id, name, storage, run_path, uri, init, eval_split,
-                           callbacks, say, epoch_lines, summary)
+                           callbacks, say, epoch_lines, summary, warm_start)
 
 
 def _log_inputs(logger, cfg: config_mod.Config, summary: dict[str, Any],
@@ -223,8 +227,8 @@ def _log_inputs(logger, cfg: config_mod.Config, summary: dict[str, Any],
 
 def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: str,
                 storage: Path, run_path: Path, uri: str, init: Any, eval_split: str,
-                callbacks: list | None, say, epoch_lines: bool, summary: dict[str, Any]
-                ) -> TrainOutcome:
+                callbacks: list | None, say, epoch_lines: bool, summary: dict[str, Any],
+                warm_start: dict[str, str] | None) -> TrainOutcome:
     """The run's folder written, its trainer fitted and its MLflow run closed."""
     import contextlib
 
@@ -235,9 +239,11 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
     run_path.mkdir(parents=True, exist_ok=True)
     (run_path / RUN_INFO).write_text(json.dumps({"run_id": run_id, "name": name,
                                                  "storage": str(storage), "uri": uri,
-                                                 "config": config_mod.to_dict(cfg)}, indent=1))
+                                                 "config": config_mod.to_dict(cfg),
+                                                 "warm_start": warm_start}, indent=1))
     logger.set_tags({"ray.run_path": str(run_path), "ray.run_name": name,
-                     "method": cfg.dmt.method})
+                     "method": cfg.dmt.method,
+                     **({"tune.warmup_run_id": warm_start["run_id"]} if warm_start else {})})
     if not resume:
         logger.log_text(config_mod.dump_yaml(cfg), "config.yaml")
     clips = heatmap_clips(config_mod.data_paths(cfg.data).shards, cfg.tracking.heatmaps)
@@ -250,7 +256,8 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
         with relay as queue:
             loop_config = {"config": config_mod.to_dict(cfg), "logger": logger,
                            "heatmap_clips": clips, "eval_split": eval_split,
-                           "init_weights": init, "epoch_lines": queue}
+                           "init_weights": init, "epoch_lines": queue,
+                           "warm_start": warm_start["checkpoint"] if warm_start else None}
             result = build_trainer(cfg, datasets, loop_config, name, storage,
                                    callbacks).fit()
     except KeyboardInterrupt:

@@ -34,7 +34,7 @@ from pipeline.engine.loop import (
     weights_digest,
 )
 from pipeline.train import progress
-from pipeline.train.data import cycle_batches
+from pipeline.train.data import counted, cycle_batches
 
 
 def average_buffers(module: torch.nn.Module) -> None:
@@ -79,12 +79,27 @@ def _quiet_ray_logs() -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 
-def _restore(state, checkpoint) -> int:
-    """Load the Ray checkpoint into ``state``; return the first epoch still to run."""
+def _restore(state, checkpoint) -> tuple[int, dict[str, int]]:
+    """Load the Ray checkpoint into ``state``; return the first epoch still to run and the
+    batches drawn from each stream before it (none recorded: a checkpoint from before they were)."""
     with checkpoint.as_directory() as folder:
         data = ckpt_io.load(folder, map_location=state.device)
     state.load_state_dict(data["state"])
-    return int(data["epoch"]) + 1
+    return int(data["epoch"]) + 1, dict(data.get("streams") or {})
+
+
+def _warm_start(uri: str):
+    """The shared warm-up's checkpoint (``loop_config["warm_start"]``: a local folder or an
+    object-storage URI) as a Ray checkpoint."""
+    import ray.train
+
+    from pipeline import locations
+
+    where = locations.location(uri)
+    if locations.is_remote(where):
+        fs, path = locations.fs_path(where)
+        return ray.train.Checkpoint(path, filesystem=fs)
+    return ray.train.Checkpoint.from_directory(str(where))
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +116,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(cfg.train.threads or max(1, int(cfg.train.cpus_per_worker)))
     seed_everything(cfg.train.seed)  # identical initial networks on every worker
     device = ray.train.torch.get_device() if cfg.train.use_gpu else torch.device("cpu")
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = ray.train.get_checkpoint()  # this run's own latest, after a restart
+    # a sweep trial's first start: the shared stage-1 warm-up's checkpoint
+    warm = checkpoint is None and bool(loop_config.get("warm_start"))
+    if warm:
+        checkpoint = _warm_start(loop_config["warm_start"])
     # released weights only for a run from scratch (read once on the driver); a checkpoint
     # holds every weight, so a restarted worker on any node needs no file
     init = loop_config.get("init_weights") if checkpoint is None else None
@@ -109,18 +128,18 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
                        sample_rate=cfg.data.sample_rate, init=init,
                        precision=cfg.train.precision, channels_last=cfg.train.channels_last)
     state.generator.manual_seed(cfg.train.seed * 1009 + rank)  # per-worker augmentation draws
-    start_epoch = 0
+    start_epoch, drawn = 0, {}
     if checkpoint is not None:
-        start_epoch = _restore(state, checkpoint)
+        start_epoch, drawn = _restore(state, checkpoint)
     if world > 1:
         state.sync_buffers = average_buffers
         state.students = [ray.train.torch.prepare_model(s, parallel_strategy_kwargs={
             "find_unused_parameters": True}) for s in state.students]
     logger = loop_config.get("logger") if rank == 0 else None
     if logger is not None and start_epoch > 0:
-        logger.set_tags({"resumed_from_epoch": start_epoch})
+        logger.set_tags({"warm_start_epoch" if warm else "resumed_from_epoch": start_epoch})
     with _system_metrics(loop_config.get("logger"), cfg, ctx, resumed=checkpoint is not None):
-        return _loop(state, cfg, start_epoch, logger, loop_config, rank, world)
+        return _loop(state, cfg, start_epoch, drawn, logger, loop_config, rank, world)
 
 
 def _system_metrics(logger, cfg, ctx, resumed: bool):
@@ -134,17 +153,20 @@ def _system_metrics(logger, cfg, ctx, resumed: bool):
                                  node_rank=ctx.get_node_rank(), resumed=resumed)
 
 
-def _loop(state, cfg, start_epoch, logger, loop_config, rank, world) -> dict[str, Any]:
+def _loop(state, cfg, start_epoch, drawn, logger, loop_config, rank, world) -> dict[str, Any]:
+    """Epochs ``start_epoch``.. of the run; ``drawn``: batches drawn from each stream before
+    (skipped again, and saved with every checkpoint)."""
     import ray.train
 
     to_device = lambda b: to_torch(b, state.device)  # noqa: E731
     seed = cfg.train.seed * 7919 + rank
-    labeled = cycle_batches(ray.train.get_dataset_shard("labeled"), cfg.optim.batch_size,
-                            "labeled", seed)
+    labeled = counted(cycle_batches(ray.train.get_dataset_shard("labeled"),
+                                    cfg.optim.batch_size, "labeled", seed), drawn, "labeled")
     unlabeled = None
     if uses_unlabeled(cfg):
-        unlabeled = cycle_batches(ray.train.get_dataset_shard("unlabeled"),
-                                  unlabeled_batch_size(cfg), "unlabeled", seed)
+        unlabeled = counted(cycle_batches(ray.train.get_dataset_shard("unlabeled"),
+                                          unlabeled_batch_size(cfg), "unlabeled", seed),
+                            drawn, "unlabeled")
     total = total_epochs(cfg)
     loop_config["total_epochs"] = total
     eval_split = loop_config.get("eval_split", "test")
@@ -161,7 +183,7 @@ def _loop(state, cfg, start_epoch, logger, loop_config, rank, world) -> dict[str
                                       to_device, eval_split))
         metrics["time/epoch_s"] = time.perf_counter() - t0
         last = metrics
-        _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config)
+        _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config, drawn)
     return {"final_metrics": last, "world": world, "start_epoch": start_epoch,
             "epochs": total, "step": state.step,
             # one digest per worker: teachers (and DDP students) must be identical everywhere
@@ -170,7 +192,8 @@ def _loop(state, cfg, start_epoch, logger, loop_config, rank, world) -> dict[str
                                 "students": [weights_digest(m) for m in state.students]})}
 
 
-def _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config) -> None:
+def _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config,
+                            drawn) -> None:
     import ray.train
 
     if rank == 0:
@@ -187,7 +210,7 @@ def _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_confi
         checkpoint = None
         if rank == 0:
             ckpt_io.save(tmp, state.state_dict(), epoch=epoch,
-                         config=config_mod.to_dict(cfg), metrics=metrics)
+                         config=config_mod.to_dict(cfg), metrics=metrics, streams=drawn)
             Path(tmp, "meta.json").write_text(json.dumps(
                 {"epoch": epoch + 1, "step": state.step, "stage": state.stage}))
             checkpoint = ray.train.Checkpoint.from_directory(tmp)

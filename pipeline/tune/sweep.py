@@ -20,6 +20,7 @@ from pipeline import config as config_mod
 from pipeline.locks import FolderLock
 from pipeline.train import resources
 from pipeline.tune import space as space_mod
+from pipeline.tune import warmup
 from pipeline.tune.trials import close_children, register_best, run_trial, trial_rows
 
 SWEEP_INFO = "dmt_sweep.json"
@@ -54,17 +55,18 @@ def max_concurrent(cfg: config_mod.Config, cluster_cpus: float) -> int:
 
 
 def grace_epochs(cfg: config_mod.Config, space: dict[str, Any], max_t: int) -> int:
-    """ASHA's grace period in reported epochs. When every swept key is a ``dmt.*`` key, stage 1
-    (the warm-up, which none of them touches) is identical in every trial, so its epochs do not
+    """ASHA's grace period in reported epochs. When every swept key acts only in stage 2
+    (``warmup.STAGE2_ONLY_KEYS``), stage 1 is identical in every trial, so its epochs do not
     count: ``tune.grace_period`` stage-2 epochs must pass before a trial can be stopped (comparing
     trials inside stage 1 would stop them on noise). A method without a warm-up (EZ-VSL) is in
     stage 2 from its first epoch."""
-    from pipeline.methods import method_of
-
-    only_dmt = bool(space) and all(key.startswith("dmt.") for key in space)
-    warmup = method_of(cfg.dmt.method).warmup
-    offset = cfg.train.stage1_epochs if only_dmt and warmup else 0
+    offset = cfg.train.stage1_epochs if warmup.stage1_is_common(cfg, space) else 0
     return min(offset + cfg.tune.grace_period, max_t)
+
+
+def epochs_trained(rows: list[dict], shared_stage1: int) -> int:
+    """Epochs the sweep trained: each trial's, less a shared warm-up's, which ran once."""
+    return sum(r["epochs"] - shared_stage1 for r in rows) + (shared_stage1 if rows else 0)
 
 
 def _scheduler(cfg: config_mod.Config, space: dict[str, Any], max_t: int):
@@ -110,10 +112,10 @@ def _interrupted(uri: str, experiment: str, parent_id: str, rows: list[dict], sa
                            f"same command and --resume")
 
 
-def _log_parent_summary(log, cfg, rows, best_row, best_cfg, test_metrics, max_t) -> None:
+def _log_parent_summary(log, cfg, rows, best_row, best_cfg, test_metrics, max_t,
+                        epochs_run) -> None:
     from pipeline.tune import plots
 
-    epochs_run = sum(r["epochs"] for r in rows)
     epochs_full = len(rows) * max_t
     log.log_metrics({"tune/best_objective": best_row["objective"],
                      "tune/epochs_run": epochs_run, "tune/epochs_full": epochs_full,
@@ -272,20 +274,24 @@ def _run_sweep(sw: _Sweep, say, register: tuple[str, str] | None) -> SweepOutcom
         say(f"[tune] {sw.samples} trials, {n_conc} at a time, {sw.max_t} epochs each, "
             f"scheduler {cfg.tune.scheduler}; parent MLflow run {parent}")
         base = {"config": config_mod.to_dict(cfg), "tracking_uri": live_uri,
-                "parent_run_id": parent}
+                "parent_run_id": parent, "warm_start": warmup.shared(
+                    sw.cfg, sw.space, sw.folder / SWEEP_INFO, (sw.info or {}).get("warmup"),
+                    live_uri, parent, say)}
         rows = trial_rows(_tuner(sw, base, n_conc).fit(), cfg, sw.max_t)
+        shared = cfg.train.stage1_epochs if base["warm_start"] else 0
+        epochs_run = epochs_trained(rows, shared)
         # Ctrl-C: Tune saved its state and returned early (maybe during the last trial)
         if len(rows) < sw.samples or any(row["status"] == "unfinished" for row in rows):
             _interrupted(live_uri, experiment, parent, rows, sw.samples, sw.folder)
         close_children(live_uri, experiment, parent, rows)
         best_row, best_cfg, test_metrics = _best(sw, rows)
         log = tracking.RunLogger(live_uri, parent)
-        _log_parent_summary(log, cfg, rows, best_row, best_cfg, test_metrics, sw.max_t)
+        _log_parent_summary(log, cfg, rows, best_row, best_cfg, test_metrics, sw.max_t,
+                            epochs_run)
         registered = register_best(live_uri, experiment, parent, rows, best_row,
                                     cfg.tune.mode, register) if register else ""
         if registered:
             log.set_tags({"tune.registered": registered})
         log.end("FINISHED")
     return SweepOutcome(parent, best_row["trial_id"], best_cfg, best_row["objective"], rows,
-                        test_metrics, sum(r["epochs"] for r in rows), len(rows) * sw.max_t,
-                        sw.folder, registered)
+                        test_metrics, epochs_run, len(rows) * sw.max_t, sw.folder, registered)

@@ -32,7 +32,8 @@ def run_trial(params: dict[str, Any], base: dict[str, Any]) -> None:
     epochs_before = epochs_checkpointed(run_path) if resume else 0
     outcome = fit(cfg, resume=resume, parent_run_id=base["parent_run_id"], run_name=name,
                   callbacks=[TuneReportCallback()], eval_split="val",
-                  resume_uri=base["tracking_uri"], say=lambda *_: None, epoch_lines=False)
+                  resume_uri=base["tracking_uri"], say=lambda *_: None, epoch_lines=False,
+                  warm_start=base.get("warm_start"))
     if epochs_before >= total_epochs(cfg):
         # The Train run had finished all its epochs while Tune was shutting down after Ctrl-C,
         # before Tune recorded the last reports: this resume ran no epoch and reported nothing.
