@@ -1,19 +1,24 @@
 """Training throughput: the Ray Train loop against the same `dmt_step` in a plain loop.
 
-    .venv/bin/python jobs/benchmarks/train_bench.py --config jobs/configs/demo.yaml --steps 30
+    .venv/bin/python jobs/benchmarks/train_bench.py --config jobs/configs/demo.yaml --steps 30 \
+        --json train_bench.json
 
 Both sides run stage-2 DMT steps over the same shards with the same batch sizes. The plain loop
 decodes its batches inline (pyarrow + the same ``ToTrainingBatch``), single process, no Ray; the
 Ray side is `dmt train` with one worker, whose decoding runs in Ray Data tasks ahead of the loop.
 Reported: samples per second (labeled + unlabeled clips) and the fraction of step time spent
-waiting for data, each measured over the second epoch (the first pays start-up costs).
+waiting for data, each measured over the second epoch (the first pays start-up costs), and
+their ratio; ``--json FILE`` writes ``{"plain": {...}, "ray": {...}, "ray_over_plain": r}`` with
+``samples_per_s``, ``data_wait_frac`` and ``s_per_step`` per side.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -74,6 +79,7 @@ def main() -> None:
     parser.add_argument("--config", default="jobs/configs/demo.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--steps", type=int, default=30, help="steps per measured epoch")
+    parser.add_argument("--json", metavar="FILE", help="write both sides' figures as JSON")
     args = parser.parse_args()
     cfg = C.resolve_paths(C.load(args.config, args.overrides))
     from pipeline.prepare import prepare_dataset
@@ -91,6 +97,12 @@ def main() -> None:
     for name, row in (("plain (no Ray, inline decode)", plain), ("Ray Train, 1 worker", ray_side)):
         print(f"| {name} | {row['samples_per_s']:.1f} | {row['s_per_step']:.2f} | "
               f"{row['data_wait_frac']:.1%} |")
+    ratio = ray_side["samples_per_s"] / plain["samples_per_s"]
+    print(f"\nRay Train / plain loop: {ratio:.2f}x samples/s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"plain": plain, "ray": ray_side,
+                                               "ray_over_plain": ratio, "config": args.config,
+                                               "steps": args.steps}, indent=1))
 
 
 if __name__ == "__main__":
