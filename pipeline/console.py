@@ -28,6 +28,8 @@ def configure(verbose_flag: bool = False) -> None:
         # read by MLflow when it is imported (here and in every worker): its INFO lines
         # ("Creating initial MLflow database tables...") are start-up noise
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        # a progress bar per artifact download (`--model runs:/...`: nine bars for one model)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def ray_init_options() -> dict:

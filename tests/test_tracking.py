@@ -82,3 +82,14 @@ def test_logger_pickles_without_its_client(store):
 def test_git_commit_is_recorded():
     commit = tracking.git_commit(Path(__file__).resolve().parents[1])
     assert len(commit.split("-")[0]) == 40
+
+
+def test_the_source_shown_by_mlflow_keeps_the_command_without_folders():
+    from pipeline.tracking.runs import source_name
+
+    command = ("dmt train --config /w/jobs/configs/demo.yaml --set data.root=/w/data "
+               "--set tracking.uri=sqlite:////w/mlflow.db --register dmt --set optim.lr=0.01")
+    short = source_name(command)
+    assert "/" not in short  # the UI shows what follows the last slash
+    assert short == ("dmt train --config demo.yaml --set data.root=data --set "
+                     "tracking.uri=mlflow.db --register dmt --set optim.lr=0.01")

@@ -186,8 +186,17 @@ def run_model_id(uri: str, run_id: str) -> str:
 def register_model(uri: str, run_id: str, name: str, alias: str) -> str:
     """Register the run's model under ``name`` (a new version) and point ``alias`` at it;
     returns the version."""
+    import contextlib
+    import io
+
+    from pipeline import console
+
     model_id = run_model_id(uri, run_id)
-    with tracking_uri(uri):
+    # mlflow.register_model prints "Successfully registered ..." and "Created version ..." on
+    # stderr; the command prints its own line with the URI
+    quiet = contextlib.nullcontext() if console.verbose() else contextlib.redirect_stderr(
+        io.StringIO())
+    with tracking_uri(uri), quiet:
         version = mlflow.register_model(f"models:/{model_id}", name).version
     MlflowClient(uri).set_registered_model_alias(name, check_alias(alias), version)
     return str(version)

@@ -119,6 +119,21 @@ def command_line() -> str:
     return f"{argv[0]} {shlex.join(argv[1:])}".rstrip()
 
 
+def source_name(command: str) -> str:
+    """``command`` with every path cut to its file name, for ``mlflow.source.name``: MLflow's
+    run page shows the source as a file path, i.e. only what follows its last ``/`` (a whole
+    command line came out as ``mlflow.db --register dmt``). The full command is in the run's
+    description."""
+    import shlex
+
+    def short(arg: str) -> str:
+        key, eq, value = arg.partition("=") if "=" in arg and not arg.startswith("-") else (
+            "", "", arg)
+        return f"{key}{eq}{Path(value).name}" if "/" in value else arg
+
+    return " ".join(short(a) for a in shlex.split(command))
+
+
 def run_description(config_name: str) -> str:
     """The run page's description: the config and the command that started the run."""
     return f"config `{config_name}`, started with `{command_line()}`"
@@ -128,7 +143,7 @@ def reproducibility_tags(extra: dict[str, Any] | None = None) -> dict[str, str]:
     """Commit, versions and the run's source (the UI's Source column: the command line, a Ray
     job or a local process, and the git commit)."""
     commit = git_commit()
-    tags = {"git_commit": commit, "mlflow.source.name": command_line()[:500],
+    tags = {"git_commit": commit, "mlflow.source.name": source_name(command_line())[:500],
             "mlflow.source.type": "JOB" if job_submission_id() else "LOCAL"}
     if commit != "unknown":
         tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
