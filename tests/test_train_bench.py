@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.long  # a benchmark's wiring; `make test-long` (the suite is near its 25 min)
 def test_train_bench_writes_the_plain_and_ray_figures_as_json(smoke_base, tmp_path, monkeypatch):
     config = tmp_path / "smoke.yaml"
     config.write_text(C.dump_yaml(C.from_dict(C.to_dict(smoke_base), [

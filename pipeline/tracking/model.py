@@ -150,7 +150,8 @@ def log_model(logger: Any, checkpoint: str | os.PathLike, cfg: Any) -> str:
         model = client.create_logged_model(run.info.experiment_id, name=MODEL_NAME,
                                            source_run_id=logger.run_id,
                                            params=dict(run.data.params), model_type="dmt-avsl")
-        with tempfile.TemporaryDirectory(prefix="dmt-model-") as tmp, tracking_uri(logger.uri):
+        with tempfile.TemporaryDirectory(prefix="dmt-model-") as tmp, tracking_uri(logger.uri), \
+                _pyfunc_pickle_warning_off():
             example = write_example(cfg, Path(tmp) / EXAMPLE)
             Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc,
                       run_id=logger.run_id, model_id=model.model_id,
@@ -181,6 +182,25 @@ def run_model_id(uri: str, run_id: str) -> str:
     raise ValueError(f"MLflow run {run_id} in {uri} has no logged model (a run that did not "
                      f"finish, e.g. a trial stopped early, or one from before models were "
                      f"logged)")
+
+
+@contextmanager
+def _pyfunc_pickle_warning_off():
+    """MLflow warns on every log that a ``python_model`` object is saved with CloudPickle. Ours
+    is a small class of this package, loaded back with this package installed (its
+    requirements pin it); the warning is console noise on every run, kept with --verbose."""
+    import logging
+
+    from pipeline import console
+
+    log = logging.getLogger("mlflow.pyfunc")
+    level = log.level
+    if not console.verbose():
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def register_model(uri: str, run_id: str, name: str, alias: str) -> str:
