@@ -95,18 +95,16 @@ def resolve_checkpoint(spec: str, tracking_uri: str = "",
 
 
 def _download_state(spec: str, dst: Path) -> Path:
-    """The newest ``state.pt`` at or under an object-storage URI, copied into ``dst``."""
-    from pipeline.engine.checkpoint import FILENAME
+    """The newest ``state.pt`` at or under an object-storage URI (``checkpoint.find``), copied
+    into ``dst``."""
+    from pipeline.engine import checkpoint as ckpt_io
 
     try:
-        where = locations.location(spec, "checkpoint")
-        hits = [where] if where.name == FILENAME else sorted(where.rglob(FILENAME))
-        if not hits or not hits[-1].is_file():
-            raise FileNotFoundError(f"no {FILENAME} at or under it")
-        (dst / FILENAME).write_bytes(hits[-1].read_bytes())
+        found = ckpt_io.find(locations.location(spec, "checkpoint"))
+        (dst / ckpt_io.FILENAME).write_bytes(found.read_bytes())
     except (OSError, ValueError) as exc:
         raise LocalizeError(f"{spec}: {exc}") from None
-    return dst / FILENAME
+    return dst / ckpt_io.FILENAME
 
 
 def peak_box(heat: np.ndarray, threshold: float = BOX_THRESHOLD

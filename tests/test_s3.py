@@ -4,9 +4,6 @@ it with Ray Train's checkpoints and MLflow's artifacts in it, and --resume from 
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from pipeline.config import DataConfig
@@ -16,8 +13,10 @@ from pipeline.data.verify import verify_shards
 
 try:
     from tests.s3_server import moto_server
+    from tests.test_faults_tracking import _in_thread, _wait_first_epoch
 except ImportError:  # pytest run without the repo root on sys.path
     from s3_server import moto_server
+    from test_faults_tracking import _in_thread, _wait_first_epoch
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +77,8 @@ def test_train_from_a_bucket_with_checkpoints_and_mlflow_artifacts_in_it_then_re
         assert prepare_dataset(cfg, say=lambda *_: None)["rows"] == cfg.data.synth.clips
         assert "shards/summary.json" in s3.keys("run")
 
-        box: dict = {}
-        thread = threading.Thread(target=lambda: box.update(_outcome(fit, cfg)), daemon=True)
-        thread.start()
-        run_id = _first_epoch_run(db_uri, "s3")
+        thread, box = _in_thread(fit, cfg, say=lambda *_: None)
+        run_id = _wait_first_epoch(db_uri, "s3")
         server.__exit__()  # gone after epoch 1: the run fails with a --resume hint
         thread.join(timeout=600)
         error = box.get("error")
@@ -110,22 +107,3 @@ def test_train_from_a_bucket_with_checkpoints_and_mlflow_artifacts_in_it_then_re
         assert result["metrics"][key] == pytest.approx(outcome.metrics[key])
     finally:
         server.__exit__()
-
-
-def _outcome(fn, *args, **kwargs) -> dict:
-    try:
-        return {"out": fn(*args, **kwargs, say=lambda *_: None)}
-    except Exception as exc:  # noqa: BLE001 - handed to the test
-        return {"error": exc}
-
-
-def _first_epoch_run(db_uri: str, experiment: str, timeout: float = 300) -> str:
-    from pipeline import tracking
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for run in tracking.search_runs(db_uri, experiment):
-            if tracking.metric_history(db_uri, run.info.run_id, "train/loss_total"):
-                return run.info.run_id
-        time.sleep(0.5)
-    raise AssertionError("no epoch was logged")
