@@ -40,6 +40,9 @@ from pipeline.engine.loop import (
 from pipeline.methods import VARIANTS
 from pipeline.models.pretrained import read_initial_weights
 
+# Test-split batch size: part of a row's result (a float sum over a batch depends on its size),
+# so whoever re-scores a row's checkpoint uses it too.
+SCORE_BATCH = 64
 HISTORY_KEYS = ("train/loss_total", "train/loss_sup", "train/loss_pseudo", "train/loss_con",
                 "train/kept", "train/filtered", "train/consensus_iou", "train/pseudo_iou_all",
                 "train/pseudo_iou_kept", "train/samples_per_s")
@@ -115,7 +118,7 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
         if budget_cpu_s is not None and cpu_s >= budget_cpu_s:
             break
     train_cpu, train_wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    scores = evaluation.score_batches(state, ordered_batches(clips, clips.test, 64), to_device)
+    scores = evaluation.score_batches(state, ordered_batches(clips, clips.test, SCORE_BATCH), to_device)
     headline = evaluation.reported_role(state.method, cfg.dmt.eval_model)
     return {
         "metrics": evaluation.summarize_scores(scores, "test", headline),
