@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(VENV)/bin/dmt demo --config jobs/configs/demo.yaml
 
 test: $(STAMP)
-	$(PY) -m pytest tests -m "not long"
+	$(PY) -m pytest tests -m "not long" --durations=25
 
 test-long: $(STAMP)
 	$(PY) -m pytest tests -m long
