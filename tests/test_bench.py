@@ -208,12 +208,11 @@ def test_quick_benchmark_runs_tracks_resumes_and_its_checkpoints_reproduce(
         dmt["history"][1]
 
     # the checkpoint is the one that produced the row: re-scoring it gives the same numbers
-    from pipeline.engine import evaluation
-    from pipeline.engine.batches import to_torch
-
     # Scored as the row was (its batch size and thread count): CI once saw a 4e-6 drift in
     # mean_ciou from re-scoring with batches of 16 in a 2-thread process.
     from pipeline.bench.runner import SCORE_BATCH
+    from pipeline.engine import evaluation
+    from pipeline.engine.batches import to_torch
 
     state, row_cfg, _ = load_state(dmt["checkpoint"])  # weights_only=True inside
     clips = memory.load_clips(C.data_paths(cfg.data).shards, row_cfg.model.image_size)

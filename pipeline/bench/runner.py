@@ -118,7 +118,8 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
         if budget_cpu_s is not None and cpu_s >= budget_cpu_s:
             break
     train_cpu, train_wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    scores = evaluation.score_batches(state, ordered_batches(clips, clips.test, SCORE_BATCH), to_device)
+    test_batches = ordered_batches(clips, clips.test, SCORE_BATCH)
+    scores = evaluation.score_batches(state, test_batches, to_device)
     headline = evaluation.reported_role(state.method, cfg.dmt.eval_model)
     return {
         "metrics": evaluation.summarize_scores(scores, "test", headline),
