@@ -1,8 +1,10 @@
 """Screenshots of MLflow's UI in headless Chromium, over the DevTools protocol (documentation
-tooling, not a test; see docs/img/take.sh). Each shot: open a URL, let the page load, optionally
-type into a search box, and save the page without MLflow's assistant side panel.
+tooling, not a test). Each shot: open a URL, let the page load, optionally type into a search
+box, press buttons and slide sliders in the order given, and save the page without MLflow's
+assistant side panel (or the region --clip names).
 
-    python docs/img/shoot.py OUT.png URL [--search TEXT] [--step N] [--click X,Y] [--wait S]
+    python docs/img/shoot.py OUT.png URL [--search TEXT] [--press CSS[|TEXT]] [--slide F]
+                             [--click X,Y] [--clip X,Y,W,H] [--wait S] [--height H]
 
 The README's pictures (RUN: the run id `dmt train` printed; a server on the run's store:
 `mlflow server --backend-store-uri sqlite:///$PWD/mlflow.db --host 127.0.0.1 --port 5124`;
@@ -15,6 +17,18 @@ then palette-quantised to 128 colours with Pillow to stay small):
     python docs/img/shoot.py mlflow-heatmaps.png \
         "$B/artifacts/heatmaps/epoch_010.png?workflowType=machine_learning" --height 900
     python docs/img/shoot.py mlflow-registry.png http://127.0.0.1:5124/#/models/dmt --height 700
+
+The heatmaps by step (mlflow-heatmaps-steps.png: the first and the last epoch side by side):
+the image card lists every run parameter above its image (125 of them push it out of the
+card), so its menu -> Configure -> "Show run parameters" off, then the step slider (F = 0 is
+the first logged step, 1 the last):
+
+    for F in 0.15 1; do   # epoch 2 and 10 of the demo; then side by side with Pillow
+      python docs/img/shoot.py step$F.png "$B/model-metrics?workflowType=machine_learning" \
+          --search heatmaps --height 1000 --clip 410,160,620,575 \
+          --press "[data-testid=experiment-view-compare-runs-card-menu]" \
+          --press "[role=menuitem]|Configure" --press "[role=switch]" --slide $F
+    done
 """
 
 from __future__ import annotations
@@ -43,11 +57,28 @@ TYPE_JS = """(() => {
   return true;
 })()"""
 SEARCH_BOX = "/^Search/.test(i.placeholder)"
-STEP_BOX = "i.closest('[class]') && i.type !== 'range' && /^[0-9]+$/.test(i.value)"
+# centre of the first visible element matching a CSS selector (and holding a text, if given)
+CENTRE_JS = """(() => {
+  const el = [...document.querySelectorAll(%s)].find(e => e.offsetParent !== null &&
+                                                     e.innerText.includes(%s));
+  if (!el) return null;
+  const r = el.getBoundingClientRect();
+  return [r.x + r.width / 2, r.y + r.height / 2];
+})()"""
+# the rail of the last visible slider (the edit dialog's, when open): x, y, width, height
+RAIL_JS = """(() => {
+  const handle = [...document.querySelectorAll('[role=slider]')].filter(
+      e => e.offsetParent !== null).pop();
+  let rail = handle && handle.parentElement;
+  while (rail && rail.getBoundingClientRect().width < 100) rail = rail.parentElement;
+  if (!rail) return null;
+  const r = rail.getBoundingClientRect();
+  return [r.x, r.y, r.width, r.height];
+})()"""
 
 
-async def shoot(ws_url: str, url: str, out: str, search: str, step: str, click: str,
-                wait: float, height: int) -> None:
+async def shoot(ws_url: str, url: str, out: str, args: argparse.Namespace) -> None:
+    wait, height = args.wait, args.height
     async with aiohttp.ClientSession() as session, session.ws_connect(ws_url,
                                                                       max_msg_size=0) as ws:
         counter = iter(range(1, 10_000))
@@ -72,19 +103,36 @@ async def shoot(ws_url: str, url: str, out: str, search: str, step: str, click: 
                 raise RuntimeError(f"{url}: no input for {text!r}")
             await asyncio.sleep(wait)
 
-        if search:
-            await type_into(SEARCH_BOX, search)
-        if click:  # e.g. a chart card's full-screen button
-            x, y = (float(v) for v in click.split(","))
+        async def mouse_click(x: float, y: float) -> None:
+            # real mouse events: MLflow's menus open on pointer-down, not on a DOM click()
             for kind in ("mousePressed", "mouseReleased"):
                 await call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left",
                            clickCount=1)
-            await asyncio.sleep(wait)
-        if step:  # the last input of that kind: the full-screen card's, when open
-            await type_into(STEP_BOX, step)
-        shot = await call("Page.captureScreenshot", format="png", clip={
-            "x": 0, "y": 0, "width": WIDTH - (0 if click else PANEL), "height": height,
-            "scale": 1})  # a full-screen card (click) is centred on the whole window
+            await asyncio.sleep(wait / 2)
+
+        async def where(expression: str, what: str) -> list[float]:
+            found = await call("Runtime.evaluate", expression=expression, returnByValue=True)
+            value = found.get("result", {}).get("value")
+            if not value:
+                raise RuntimeError(f"{url}: nothing to press for {what!r}")
+            return value
+
+        if args.search:
+            await type_into(SEARCH_BOX, args.search)
+        for kind, target in args.actions:
+            if kind == "press":
+                css, _, text = target.partition("|")
+                await mouse_click(*await where(CENTRE_JS % (json.dumps(css), json.dumps(text)),
+                                               target))
+            else:  # slide: a click on the rail at that fraction of its width
+                x, y, w, h = await where(RAIL_JS, "a slider")
+                await mouse_click(x + 1 + float(target) * (w - 2), y + h / 2)
+        if args.click:  # e.g. a chart card's full-screen button
+            await mouse_click(*(float(v) for v in args.click.split(",")))
+        x, y, w, h = (float(v) for v in args.clip.split(",")) if args.clip else (
+            0, 0, WIDTH - (0 if args.click else PANEL), height)  # full-screen: whole window
+        shot = await call("Page.captureScreenshot", format="png",
+                          clip={"x": x, "y": y, "width": w, "height": h, "scale": 1})
         with open(out, "wb") as f:
             f.write(base64.b64decode(shot["data"]))
 
@@ -94,7 +142,12 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("url")
     parser.add_argument("--search", default="", help="text for the page's search box")
-    parser.add_argument("--step", default="", help="step for an image card's step box")
+    parser.add_argument("--press", dest="actions", action="append", default=[],
+                        type=lambda v: ("press", v), metavar="CSS[|TEXT]",
+                        help="press the first visible element matching CSS (holding TEXT)")
+    parser.add_argument("--slide", dest="actions", action="append", type=lambda v: ("slide", v),
+                        metavar="F", help="click the last visible slider at fraction F")
+    parser.add_argument("--clip", default="", help="X,Y,W,H: save only this region")
     parser.add_argument("--click", default="", help="X,Y of a button to press last")
     parser.add_argument("--wait", type=float, default=8.0)
     parser.add_argument("--height", type=int, default=950)
@@ -116,8 +169,7 @@ def main() -> None:
             except OSError:
                 pass
             time.sleep(0.2)
-        asyncio.run(shoot(pages[0]["webSocketDebuggerUrl"], args.url, args.out, args.search,
-                          args.step, args.click, args.wait, args.height))
+        asyncio.run(shoot(pages[0]["webSocketDebuggerUrl"], args.url, args.out, args))
     finally:
         browser.terminate()
         browser.wait(timeout=10)
