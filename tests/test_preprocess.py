@@ -186,6 +186,23 @@ def test_local_engine_writes_the_same_rows(ray_out, clips, tmp_path):
     assert summary["fingerprint"] == load_summary(out_ray)["fingerprint"]
 
 
+def test_clip_groups_are_bounded_whole_rounds_covering_every_clip():
+    from pipeline.data.engines import clip_groups
+
+    assert clip_groups(0, 2, 1000) == []
+    assert clip_groups(2500, 2, 1000) == [(0, 625), (625, 1250), (1250, 1875), (1875, 2500)]
+    assert clip_groups(1000, 2, 1000) == [(0, 500), (500, 1000)]
+    assert clip_groups(1000, 1, 1000) == [(0, 1000)]
+    assert clip_groups(3, 8, 4) == [(0, 1), (1, 2), (2, 3)]  # never an empty group
+    for n, tasks, rows in ((10, 2, 4), (1001, 2, 1000), (7, 3, 2), (10_000, 2, 1000)):
+        groups = clip_groups(n, tasks, rows)
+        assert groups[0][0] == 0 and groups[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(groups, groups[1:], strict=False))
+        sizes = [b - a for a, b in groups]
+        assert max(sizes) <= rows and max(sizes) - min(sizes) <= 1
+        assert len(groups) % tasks == 0 or len(groups) == n
+
+
 def test_summary_accounts_for_every_input(ray_out):
     out, summary = ray_out
     assert summary == {**load_summary(out), "up_to_date": False}

@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CPUs of a new local Ray instance (ignored with RAY_ADDRESS or a "
                              "running Ray)")
     parser.add_argument("--progress", action="store_true", help="show Ray Data progress bars")
+    parser.add_argument("--dashboard", action="store_true",
+                        help="start a new local Ray instance with its dashboard (off: "
+                             "preprocessing needs none, and starts faster without)")
     parser.add_argument("--json", action="store_true", help="print the whole summary as JSON")
 
 
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from pipeline.ray_env import check_shared, ensure_ray
 
-        ensure_ray(num_cpus=args.num_cpus)
+        ensure_ray(num_cpus=args.num_cpus, dashboard=args.dashboard)
         check_shared({"--out": shards.parent})  # Ray Data tasks on any node write there
     print(f"preprocess -> {shards} (format {cfg.data.format}, engine {args.engine}): "
           f"{sources.describe()}", file=sys.stderr)

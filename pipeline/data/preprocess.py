@@ -6,19 +6,19 @@
 
 Pipeline (``engine="ray"``)::
 
-    ray.data.from_items(planned clips)            # id, path, split, annotation JSON, error
-      .map_batches(ClipDecoder(opts), batch_size=data.decode_batch_size,
+    ray.data.from_items(groups of planned clips)  # id, path, split, annotation JSON, error
+      .map_batches(DecodeAndWrite(opts, tmp, rows_per_file, batch), batch_size=1,
                    compute=TaskPoolStrategy(size=data.decode_concurrency), num_cpus=1)
-      .write_datasink(ShardSink(tmp, rows_per_file=data.rows_per_file, block_rows=batch))
+      .materialize()                              # one row of counts per group
 
-``ClipDecoder`` never raises: a clip that fails comes back as a row with ``error`` set.
-``ShardSink`` receives about ``rows_per_file`` rows per write task (Ray bundles decode
-output blocks, one batch each, up to ``rows_per_file - batch_size + 1`` rows), cuts a bundle
-that still came out larger into equal slices of at most ``rows_per_file`` rows, and writes
-each slice's good rows as one Parquet shard and its failed ones as a small JSONL quarantine
-fragment, both atomically (temp name + ``os.replace``) under a name derived from the clip
-keys they hold (a retried task rewrites the same files). Nothing but a few counters returns
-to the driver, so memory does not grow with the clip count.
+The pending clips are cut into groups of at most ``rows_per_file`` (whole rounds of
+``decode_concurrency`` tasks, see ``engines.clip_groups``); each task decodes its group with
+``ClipDecoder`` (``decode_batch_size`` at a time) and writes the good rows as one Parquet shard
+and the failed ones as a small JSONL quarantine fragment, both atomically (temp name +
+``os.replace``) under a name derived from the clip keys they hold (a retried task rewrites the
+same files). ``ClipDecoder`` never raises: a clip that fails comes back as a row with ``error``
+set. Nothing but a few counters returns to the driver, so memory does not grow with the clip
+count.
 
 Nothing lost, nothing duplicated, rerun-safe:
 
@@ -45,7 +45,7 @@ from typing import Any
 
 from pipeline import locations
 from pipeline.data.decode import DecodeOptions
-from pipeline.data.engines import ShardSink, run_local, run_ray
+from pipeline.data.engines import run_local, run_ray
 from pipeline.data.inputs import FramesAudio
 from pipeline.data.plan import Plan, build_plan, clip_key, fingerprint
 from pipeline.data.resume import (
@@ -71,7 +71,7 @@ ENGINES = ("ray", "local")
 # the names other code used from this module are re-exported here.
 __all__ = [
     "ENGINES", "FRAGMENT_GLOB", "PART_GLOB", "QUARANTINE", "STATE", "SUMMARY", "Plan",
-    "PreprocessError", "ShardSink", "build_plan", "fingerprint", "run_preprocess",
+    "PreprocessError", "build_plan", "fingerprint", "run_preprocess",
     "write_shard",
 ]
 

@@ -69,8 +69,7 @@ def write_shard(tables: Iterable[pa.Table], folder: str | Path | locations.Objec
     quarantine fragment(s) of the failed ones; returns counts and file names.
 
     With ``max_rows``, the rows are cut into ``ceil(n / max_rows)`` equal slices, so no shard
-    exceeds ``max_rows`` rows (Ray hands a write task at least ``rows_per_file`` rows, and
-    sometimes a whole output block more)."""
+    exceeds ``max_rows`` rows."""
     folder = locations.location(folder)
     tables = [t for t in tables if t.num_rows]
     if not tables:
