@@ -1,19 +1,24 @@
 """Preprocessing benchmark: Ray Data pipeline vs a plain single-process loop (not a test).
 
-Measures clips/s and peak memory of ``run_preprocess`` on a few hundred synthetic clips:
+Measures clips/s, peak memory and CPU by process role of ``run_preprocess``, side by side:
 
   1. ``local`` engine: one process, the same ``ClipDecoder`` + ``write_shard`` code, no Ray;
-  2. ``ray`` engine: Ray Data (``map_batches`` tasks + the shard datasink) on a fresh local
-     Ray instance with ``--num-cpus`` CPUs;
-  3. the Ray pipeline on 10x the clips (the same files listed 10 times under other ids in a
-     manifest), to show that peak memory does not grow with the clip count.
+  2. ``ray`` engine: Ray Data tasks that each decode and write one group of clips, on a fresh
+     local Ray instance of ``--num-cpus`` CPUs started as ``dmt preprocess`` starts it (no
+     dashboard);
+  3. at each of ``--scales``: the clips listed that many times under other ids in a manifest
+     (the same decode work per clip), to show that peak memory does not grow with the count.
 
 Each measurement runs in a fresh subprocess; the parent samples the proportional set size
-(PSS, so shared pages such as Ray's object store are counted once) of that process and all
-its descendants (driver, raylet, GCS, workers) from /proc every 0.2 s (Linux only).
+(PSS, so shared pages such as Ray's object store are counted once) and the CPU time of that
+process and all its descendants (driver, raylet, GCS, workers) from /proc every 0.2 s (Linux
+only; see proc_sampler.py). "incl. startup" counts the interpreter and ``ray.init``;
+"process wall" also Ray's shutdown.
 
     .venv/bin/python jobs/benchmarks/preprocess_bench.py            # 200 and 2,000 clips
-    .venv/bin/python jobs/benchmarks/preprocess_bench.py --clips 50 --scale 2 --seconds 3
+    .venv/bin/python jobs/benchmarks/preprocess_bench.py --clips 200 --scales 1,5,50 \
+        --local-scales 1,5                     # 200, 1,000 and 10,000 clips
+    .venv/bin/python jobs/benchmarks/preprocess_bench.py --clips 50 --scales 1,2 --seconds 3
 
 Clips come from ``pipeline.synth.generate`` when it exists (the demo benchmark's own clips),
 or with ``--source pyav`` from the PyAV writer below (10 s, 25 fps, 320x240 H.264 with
@@ -30,10 +35,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from fractions import Fraction
 from pathlib import Path
+
+from proc_sampler import Sampler  # this script's folder (sys.path[0]): not a package
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,58 +140,6 @@ def make_manifest(videos: Path, path: Path, times: int) -> Path:
     return path
 
 
-# ---------------------------------------------------------------- memory sampling
-
-def _tree(root: int) -> list[int]:
-    parent: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        parent.setdefault(ppid, []).append(int(entry))
-    out, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        out.append(pid)
-        stack.extend(parent.get(pid, []))
-    return out
-
-
-def _pss_rss(pid: int) -> tuple[int, int]:
-    pss = rss = 0
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    pss = int(line.split()[1]) * 1024
-                elif line.startswith("Rss:"):
-                    rss = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return pss, rss
-
-
-class Sampler(threading.Thread):
-    def __init__(self, pid: int, every: float = 0.2):
-        super().__init__(daemon=True)
-        self.pid, self.every = pid, every
-        self.peak_pss = self.peak_rss = self.peak_procs = 0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            pids = _tree(self.pid)
-            vals = [_pss_rss(p) for p in pids]
-            self.peak_pss = max(self.peak_pss, sum(v[0] for v in vals))
-            self.peak_rss = max(self.peak_rss, sum(v[1] for v in vals))
-            self.peak_procs = max(self.peak_procs, len(pids))
-            self.stop.wait(self.every)
-
-
 # ---------------------------------------------------------------- one measured run
 
 def child(args: argparse.Namespace) -> None:
@@ -194,11 +148,11 @@ def child(args: argparse.Namespace) -> None:
     from pipeline.data import run_preprocess
 
     t0 = time.perf_counter()
-    if args.engine == "ray":
-        import ray
+    if args.engine == "ray":  # the instance `dmt preprocess` starts: no dashboard
+        from pipeline.ray_env import ensure_ray
 
-        ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=args.object_store_mb * 1024**2)
+        ensure_ray(num_cpus=args.num_cpus, dashboard=False,
+                   object_store_memory=args.object_store_mb * 1024**2)
     data = DataConfig(rows_per_file=args.rows_per_file, decode_batch_size=args.batch_size,
                       decode_concurrency=args.num_cpus)
     summary = run_preprocess(args.videos, args.out, data=data, engine=args.engine, force=True)
@@ -239,6 +193,7 @@ def measure(args: argparse.Namespace, engine: str, videos: Path, out: Path,
         "peak_pss_mb": round(sampler.peak_pss / 1024**2),
         "peak_rss_mb": round(sampler.peak_rss / 1024**2),
         "peak_processes": sampler.peak_procs,
+        "cpu_s_by_role": sampler.cpu_by_role(),
         "shard_bytes_per_clip": s["bytes_per_row"],
         "column_bytes_per_clip": {k: round(v / max(1, s["rows"])) for k, v in columns.items()},
     }
@@ -264,15 +219,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=200)
-    ap.add_argument("--scale", type=int, default=10,
-                    help="the large runs list the clips N times (1: no large runs)")
+    ap.add_argument("--scales", default="1,10",
+                    help="run on the clips listed this many times (a manifest of the same "
+                         "files under other ids), comma-separated")
+    ap.add_argument("--local-scales", default="1",
+                    help="the scales at which the local engine runs too")
     ap.add_argument("--source", choices=("auto", "synth", "pyav"), default="auto",
                     help="clip writer: pipeline.synth (auto when present) or this script's")
     ap.add_argument("--seconds", type=float, default=None,
                     help="clip length (default: synth's 3.2 s; 10 s for the pyav writer)")
     ap.add_argument("--num-cpus", type=int, default=2)
     ap.add_argument("--rows-per-file", type=int, default=1000)
-    ap.add_argument("--small-rows-per-file", type=int, default=100,
+    ap.add_argument("--small-rows-per-file", type=int, default=0,
                     help="also run both sizes with this rows_per_file (0: skip)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--object-store-mb", type=int, default=512)
@@ -293,13 +251,15 @@ def main() -> None:
                                 args.num_cpus, args.source)
     print(f"clips: {source} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
     runs = []
-    plan = [("local", videos, args.rows_per_file), ("ray", videos, args.rows_per_file)]
-    if args.scale > 1:
-        big = make_manifest(videos, work / f"manifest_x{args.scale}.csv", args.scale)
-        plan.append(("ray", big, args.rows_per_file))
+    plan = []  # (engine, clips listed, rows_per_file): both engines side by side per scale
+    for scale in sorted({int(v) for v in args.scales.split(",")}):
+        src = videos if scale == 1 else make_manifest(
+            videos, work / f"manifest_x{scale}.csv", scale)
+        if scale in {int(v) for v in args.local_scales.split(",")}:
+            plan.append(("local", src, args.rows_per_file))
+        plan.append(("ray", src, args.rows_per_file))
         if args.small_rows_per_file:
-            plan += [("ray", videos, args.small_rows_per_file),
-                     ("ray", big, args.small_rows_per_file)]
+            plan.append(("ray", src, args.small_rows_per_file))
     for engine, src, rpf in plan:
         load_before = os.getloadavg()[0]
         r = measure(args, engine, src, work / f"out_{engine}", rpf)
@@ -316,17 +276,20 @@ def main() -> None:
     top = sorted(cols.items(), key=lambda kv: -kv[1])[:4]
     print("shard bytes per clip by column: " + ", ".join(f"{k} {v:,}" for k, v in top)
           + f", other {sum(cols.values()) - sum(v for _, v in top):,}\n")
+    local = {r["clips"]: r for r in runs if r["engine"] == "local"}
     print("| engine | clips | rows_per_file | shards | clips/s (decode+write) | clips/s incl. "
-          "startup | peak PSS, all processes | peak RSS sum | processes | shard KiB/clip "
-          "| load avg |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "startup | x local (incl. startup) | process wall | peak PSS, all processes | "
+          "peak RSS sum | processes | CPU s by role | load avg |")
+    print("| --- " * 13 + "|")
     for r in runs:
-        load = r["loadavg_1min_before_after"]
+        load, base = r["loadavg_1min_before_after"], local.get(r["clips"])
+        ratio = (f"{r['clips_per_s_incl_startup'] / base['clips_per_s_incl_startup']:.2f}x"
+                 if base and r is not base else "")
+        cpu = ", ".join(f"{k} {v}" for k, v in r["cpu_s_by_role"].items() if v >= 0.1)
         print(f"| {r['engine']} | {r['clips']:,} | {r['rows_per_file']} | {r['shards']} | "
-              f"{r['clips_per_s']} | {r['clips_per_s_incl_startup']} | {r['peak_pss_mb']} MB | "
-              f"{r['peak_rss_mb']} MB | {r['peak_processes']} | "
-              f"{r['shard_bytes_per_clip'] / 1024:.1f} | {load[0]} / {load[1]} |")
-
+              f"{r['clips_per_s']} | {r['clips_per_s_incl_startup']} | {ratio} | "
+              f"{r['process_wall_s']} s | {r['peak_pss_mb']} MB | {r['peak_rss_mb']} MB | "
+              f"{r['peak_processes']} | {cpu} | {load[0]} / {load[1]} |")
 
 if __name__ == "__main__":
     main()
