@@ -103,14 +103,24 @@ def cycle_batches(shard, batch_size: int, name: str, seed: int = 0,
     from whatever blocks have arrived, and where Ray Data cuts blocks varies from run to run:
     the same seed then gave different stage-2 runs. Every worker consumes its shard at the same
     rate (one batch per step), so the passes of the streaming split stay in step across workers.
+
+    The next pass is opened in a background thread as soon as this one has handed over its last
+    window, so Ray Data's start of a pass (planning, scheduling the read and decode tasks, the
+    first window) overlaps the steps on that window instead of stalling the trainer at every
+    pass boundary. Only when it is asked for changes, not what it delivers.
     """
     epoch = 0
+    opened: _NextPass | None = None
     while True:
         rng = np.random.default_rng([seed, epoch])
+        blocks, block = opened.take() if opened else _open_pass(shard, window)
+        opened = None
         carry: dict[str, np.ndarray] | None = None
         rows = 0
-        for block in shard.iter_batches(batch_size=window, batch_format="numpy",
-                                        prefetch_batches=2):
+        while block is not None:
+            ahead = next(blocks, None)  # prefetched by Ray Data: usually ready
+            if ahead is None:
+                opened = _NextPass(shard, window)
             n = len(next(iter(block.values())))
             rows += n
             perm = rng.permutation(n)
@@ -122,12 +132,47 @@ def cycle_batches(shard, batch_size: int, name: str, seed: int = 0,
             for start in range(0, full, batch_size):
                 yield {k: v[start:start + batch_size] for k, v in block.items()}
             carry = {k: v[full:] for k, v in block.items()} if full < n else None
+            block = ahead
         if carry is not None:
             yield carry  # the pass's last, smaller batch
         if rows == 0:
             raise RuntimeError(f"the {name!r} split gave this worker no rows; preprocess more "
                                f"clips or use fewer workers")
         epoch += 1
+
+
+def _open_pass(shard, window: int) -> tuple[Iterator[dict], dict | None]:
+    """A new pass over ``shard`` in windows of ``window`` rows, and its first window."""
+    blocks = iter(shard.iter_batches(batch_size=window, batch_format="numpy",
+                                     prefetch_batches=2))
+    return blocks, next(blocks, None)
+
+
+class _NextPass:
+    """``_open_pass`` in a daemon thread (a stream dropped at the end of training leaves it
+    behind, never waited for); ``take()`` waits for it and re-raises what it raised."""
+
+    def __init__(self, shard, window: int):
+        import threading
+
+        self._result: tuple[Iterator[dict], dict | None] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(shard, window), daemon=True,
+                                        name="dmt-next-pass")
+        self._thread.start()
+
+    def _run(self, shard, window: int) -> None:
+        try:
+            self._result = _open_pass(shard, window)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer by take()
+            self._error = exc
+
+    def take(self) -> tuple[Iterator[dict], dict | None]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
 
 def counted(stream: Iterator[dict], drawn: dict[str, int], name: str) -> Iterator[dict]:
