@@ -169,10 +169,12 @@ def test_optuna_searcher_proposes_the_smoke_sweeps_values(tmp_path, ray_session)
         f"data.root={tmp_path / 'data'}", f"train.storage={tmp_path / 'ray_results'}",
         f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "train.stage1_epochs=1",
         "train.stage2_epochs=1", "tune.scheduler=fifo", "tune.search=optuna",
-        "tune.objective=val/mean_ciou", "tracking.heatmaps=0"])
+        "tune.objective=val/mean_ciou", "tracking.heatmaps=0", "tune.optuna_startup=1"])
     searcher = sweep._searcher(cfg, 1)
     assert isinstance(searcher, ConcurrencyLimiter)
     assert type(searcher.searcher).__name__ == "OptunaSearch"
+    # TPE proposes from the second trial on: one random start-up trial (optuna_startup)
+    assert searcher.searcher._sampler._n_startup_trials == 1
     out = sweep.run_sweep(cfg, samples=2, say=lambda *_: None)
     space = S.load_space(None, cfg)
     assert len(out.trials) == 2 and all(r["status"] == "completed" for r in out.trials)

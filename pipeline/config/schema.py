@@ -201,6 +201,8 @@ class TuneConfig:
     scheduler: str = _f("asha", choices=("asha", "fifo"))
     search: str = _f("random", choices=("random", "optuna"),
                      help="how trials pick values: random draws, or Optuna's TPE (seeded)")
+    optuna_startup: int = _f(10, lo=1, help="Optuna: trials drawn at random before TPE "
+                             "proposes from the results (its n_startup_trials)")
     grace_period: int = _f(2, lo=1, help="ASHA: epochs before a trial can be stopped, "
                            "counted from stage 2 when only dmt.* keys are swept")
     reduction_factor: int = _f(2, lo=2, help="ASHA: keep 1/reduction_factor per rung")

@@ -177,17 +177,17 @@ def _open_parent(sw: _Sweep, uri: str, experiment: str) -> str:
 
 
 def _searcher(cfg: config_mod.Config, n_conc: int):
-    """``tune.search``: seeded random draws, or Optuna's TPE (it proposes from the trials
-    reported so far; the limiter keeps it to ``n_conc`` open proposals). ASHA stops trials
-    either way."""
+    """``tune.search``: seeded random draws, or Optuna's TPE (random for the first
+    ``tune.optuna_startup`` trials, then proposals from the trials reported so far; the limiter
+    keeps it to ``n_conc`` open proposals). ASHA stops trials either way."""
     if cfg.tune.search == "optuna":
         from optuna.samplers import TPESampler
         from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
 
-        return ConcurrencyLimiter(OptunaSearch(sampler=TPESampler(seed=cfg.tune.seed),
-                                               metric=cfg.tune.objective, mode=cfg.tune.mode),
-                                  max_concurrent=n_conc)
+        sampler = TPESampler(seed=cfg.tune.seed, n_startup_trials=cfg.tune.optuna_startup)
+        return ConcurrencyLimiter(OptunaSearch(sampler=sampler, metric=cfg.tune.objective,
+                                               mode=cfg.tune.mode), max_concurrent=n_conc)
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     return BasicVariantGenerator(random_state=cfg.tune.seed, max_concurrent=n_conc)
