@@ -203,6 +203,37 @@ def test_clip_groups_are_bounded_whole_rounds_covering_every_clip():
         assert len(groups) % tasks == 0 or len(groups) == n
 
 
+def test_a_streamed_shard_holds_what_write_shard_writes(direct_rows, tmp_path, monkeypatch):
+    """write_group (decode batch by batch while writing) against write_shard (the whole group
+    in memory): the same file names, rows and quarantine, in several row groups; a group with
+    no good row writes no shard."""
+    from pipeline.data import writer
+    from pipeline.data.plan import clip_key
+
+    rows = list(direct_rows.values())
+    tables = [pa.Table.from_pylist(rows[i:i + 2], schema=schema_mod.DECODED_SCHEMA)
+              for i in range(0, len(rows), 2)]
+    keys = [clip_key(r["id"], r["path"]) for r in rows]
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", 3)
+    for folder in ("streamed", "whole", "bad"):
+        (tmp_path / folder).mkdir()
+    streamed = writer.write_group(iter(tables), keys, tmp_path / "streamed")
+    whole = writer.write_shard(tables, tmp_path / "whole")
+    assert streamed == whole and whole["quarantined"] > 0 and whole["rows"] > 3
+    part = next(f for f in whole["files"] if f.startswith("part-"))
+    a, b = (pq.ParquetFile(tmp_path / d / part) for d in ("streamed", "whole"))
+    assert a.metadata.num_row_groups > 1 == b.metadata.num_row_groups  # streamed
+    assert a.read().equals(b.read()) and a.schema_arrow.equals(b.schema_arrow)
+    frag = next(f for f in whole["files"] if f.startswith("quarantine-"))
+    assert (tmp_path / "streamed" / frag).read_text() == (tmp_path / "whole" / frag).read_text()
+
+    bad = [r for r in rows if r["error"]]
+    only_bad = writer.write_group([pa.Table.from_pylist(bad, schema=schema_mod.DECODED_SCHEMA)],
+                                  [clip_key(r["id"], r["path"]) for r in bad], tmp_path / "bad")
+    assert only_bad["rows"] == 0 and [f[:11] for f in only_bad["files"]] == ["quarantine-"]
+    assert not list((tmp_path / "bad").glob("part-*"))
+
+
 def test_summary_accounts_for_every_input(ray_out):
     out, summary = ray_out
     assert summary == {**load_summary(out), "up_to_date": False}

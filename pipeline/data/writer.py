@@ -8,8 +8,9 @@ rewrites the same files. See :mod:`pipeline.data.preprocess`.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,69 @@ def atomic_write_bytes(path: Path | locations.ObjectPath, data: bytes) -> None:
     locations.write_atomically(path, write)
 
 
+ROW_GROUP_ROWS = 128  # rows a streamed shard buffers per Parquet row group (~12 MB)
+DICTIONARY_COLUMNS = ["split", "category", "box_format", "frame_decoder", "audio_decoder"]
+
+
+def _piece_name(keys: Iterable[str]) -> str:
+    return hashlib.sha1("\n".join(sorted(keys)).encode()).hexdigest()[:16]
+
+
+def write_group(tables: Iterable[pa.Table], keys: list[str],
+                folder: Path | locations.ObjectPath) -> dict[str, Any]:
+    """Decoded tables of one group of clips (``keys``: their clip keys, one row each) -> one
+    shard and one quarantine fragment, streamed: rows are written as they come, in row groups of
+    ``ROW_GROUP_ROWS``, so a task holds one decode batch and one row group, not the whole group
+    (peak memory no longer grows with the group's size). Named as :func:`write_shard` names
+    the same rows, and written to a temp name then renamed; returns counts and file names."""
+    name, tables = _piece_name(keys), iter(tables)
+    bad: list[dict[str, Any]] = []
+    counts = {"rows": 0}
+
+    def good_rows() -> Iterator[pa.Table]:
+        """The good rows of what is left of ``tables``, ``ROW_GROUP_ROWS`` at a time."""
+        held: list[pa.Table] = []
+        for table in tables:
+            table = table.select(schema.DECODED_SCHEMA.names).cast(schema.DECODED_SCHEMA)
+            failed = pc.is_valid(table["error"])
+            bad.extend(table.filter(failed).select(["id", "path", "split", "error"]).to_pylist())
+            held.append(table.filter(pc.invert(failed)).drop_columns(["error"]))
+            if sum(t.num_rows for t in held) >= ROW_GROUP_ROWS:
+                yield pa.concat_tables(held).cast(schema.SCHEMA)
+                held = []
+        if any(t.num_rows for t in held):
+            yield pa.concat_tables(held).cast(schema.SCHEMA)
+
+    pending = good_rows()
+    first = next((t for t in pending if t.num_rows), None)  # no part file for no good rows
+    files = []
+    if first is not None:
+        final = folder / f"part-{name}.parquet"
+
+        def write(target: Any, fs: Any) -> None:
+            with pq.ParquetWriter(target, schema.SCHEMA, filesystem=fs, compression="zstd",
+                                  use_dictionary=DICTIONARY_COLUMNS) as writer:
+                for table in itertools.chain([first], pending):
+                    writer.write_table(table)
+                    counts["rows"] += table.num_rows
+
+        locations.write_atomically(final, write)
+        files.append(final.name)
+    if bad:
+        frag = folder / f"quarantine-{name}.jsonl"
+        atomic_write_bytes(frag, ("\n".join(json.dumps(
+            {"id": r["id"], "path": r["path"], "split": r["split"], "reason": r["error"]})
+            for r in bad) + "\n").encode())
+        files.append(frag.name)
+    return {"rows": counts["rows"], "quarantined": len(bad), "files": files}
+
+
 def _write_piece(table: pa.Table, folder: Path | locations.ObjectPath) -> dict[str, Any]:
     """One slice of decoded rows -> ``part-<hash>.parquet`` (good rows) and
     ``quarantine-<hash>.jsonl`` (failed rows), each written to a temp name then renamed. The
     hash is over the slice's clip keys, so a retried task rewrites the same files."""
-    keys = sorted(clip_key(i, p) for i, p in zip(table["id"].to_pylist(),
-                                             table["path"].to_pylist(), strict=True))
-    name = hashlib.sha1("\n".join(keys).encode()).hexdigest()[:16]
+    name = _piece_name(clip_key(i, p) for i, p in zip(table["id"].to_pylist(),
+                                                      table["path"].to_pylist(), strict=True))
     failed = pc.is_valid(table["error"])
     good = table.filter(pc.invert(failed)).drop_columns(["error"])
     bad = table.filter(failed)
@@ -50,8 +107,7 @@ def _write_piece(table: pa.Table, folder: Path | locations.ObjectPath) -> dict[s
         final = folder / f"part-{name}.parquet"
         locations.write_atomically(final, lambda target, fs: pq.write_table(
             good, target, filesystem=fs, compression="zstd",
-            use_dictionary=["split", "category", "box_format", "frame_decoder",
-                            "audio_decoder"]))
+            use_dictionary=DICTIONARY_COLUMNS))
         files.append(final.name)
     if bad.num_rows:
         lines = [json.dumps({"id": r["id"], "path": r["path"], "split": r["split"],
