@@ -58,6 +58,11 @@ def test_smoke_run_is_tracked_in_mlflow(smoke_base, smoke_outcome):
     artifacts = tracking.list_artifacts(uri, outcome.run_id)
     assert "config.yaml" in artifacts and "checkpoint" in artifacts
     assert tracking.list_artifacts(uri, outcome.run_id, "checkpoint") == ["checkpoint/state.pt"]
+    # where the input time went: Ray Data's timings of both training streams
+    stats = Path(tracking.download_artifacts(
+        uri, f"runs:/{outcome.run_id}/ray_data_stats.txt")).read_text()
+    assert "== labeled stream" in stats and "== unlabeled stream" in stats
+    assert "no stats" not in stats and "Operator" in stats
     heatmaps = tracking.list_artifacts(uri, outcome.run_id, "heatmaps")
     assert heatmaps == [f"heatmaps/epoch_{e:03d}.png" for e in range(1, epochs + 1)]
     # the final model loads safely and evaluates through the Ray-free path

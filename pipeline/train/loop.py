@@ -184,12 +184,30 @@ def _loop(state, cfg, start_epoch, drawn, logger, loop_config, rank, world) -> d
         metrics["time/epoch_s"] = time.perf_counter() - t0
         last = metrics
         _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config, drawn)
+    if logger is not None:
+        logger.log_text(_stream_stats(unlabeled is not None), "ray_data_stats.txt")
     return {"final_metrics": last, "world": world, "start_epoch": start_epoch,
             "epochs": total, "step": state.step,
             # one digest per worker: teachers (and DDP students) must be identical everywhere
             "digests": _gather({"rank": rank, "pid": os.getpid(),
                                 "teachers": [weights_digest(m) for m in state.teachers],
                                 "students": [weights_digest(m) for m in state.students]})}
+
+
+def _stream_stats(with_unlabeled: bool) -> str:
+    """Ray Data's timings of this worker's training streams (per operator: read, decode; and
+    the iterator's: time blocked waiting, batch creation, formatting), the run's record of
+    where its input time went (``ray_data_stats.txt``)."""
+    import ray.train
+
+    parts = []
+    for name in ("labeled", "unlabeled") if with_unlabeled else ("labeled",):
+        try:
+            text = ray.train.get_dataset_shard(name).stats()
+        except Exception as exc:  # noqa: BLE001 - a diagnostic: never fail a finished run on it
+            text = f"(no stats: {type(exc).__name__}: {exc})"
+        parts.append(f"== {name} stream, rank 0 ==\n{text}")
+    return "\n\n".join(parts) + "\n"
 
 
 def _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config,
