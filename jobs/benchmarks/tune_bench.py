@@ -38,12 +38,25 @@ def one_sweep(cfg: C.Config, samples: int, overrides: list[str], name: str) -> d
                       "objective": r["objective"]} for r in out.trials),
                     key=lambda r: sorted(r["values"].items()))
     better = max if run_cfg.tune.mode == "max" else min
-    best_so_far: list[float | None] = []  # after each trial, in the order Tune created them
-    for row in sorted(out.trials, key=lambda r: r["trial_id"]):
+    best_so_far: list[float | None] = []  # after each trial, in the order they started
+    starts = trial_starts(run_cfg, out.parent_run_id)
+    for row in sorted(out.trials, key=lambda r: starts.get(r["trial_id"], 0)):
         seen = [v for v in (*best_so_far[-1:], row["objective"]) if v is not None]
         best_so_far.append(better(seen) if seen else None)
     return {"wall_s": wall, "epochs_run": out.epochs_run, "epochs_full": out.epochs_full,
             "best_value": out.best_value, "trials": trials, "best_so_far": best_so_far}
+
+
+def trial_starts(cfg: C.Config, parent_run_id: str) -> dict[str, int]:
+    """trial_id -> its MLflow run's start time: the order trials started (Optuna's trial ids
+    are random, not counters like the random search's)."""
+    from pipeline import tracking
+
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+    runs = tracking.search_runs(uri, cfg.tracking.experiment or cfg.name,
+                                f"tags.`{tracking.PARENT_TAG}` = '{parent_run_id}'",
+                                max_results=1000)
+    return {r.info.run_name.removeprefix("trial-"): r.info.start_time for r in runs}
 
 
 def compare_search(cfg: C.Config, samples: int, startup: int) -> dict:
