@@ -73,6 +73,7 @@ def test_the_wheel_carries_the_configs(wheel_env, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # `make test-long`: 110 s (wheel install), the suite ran 35.7 min on CI
 def test_every_command_runs_from_another_folder(wheel_env, tmp_path):
     """demo (synth, preprocess with Ray Data, train, evaluate), evaluate, localize, tune's and
     bench's config checks, submit's and jobs' errors: all from an empty folder."""

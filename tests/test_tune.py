@@ -230,6 +230,7 @@ EPOCHS = 9  # of each trial in the interrupted sweep: 1 shared warm-up epoch and
 
 
 @pytest.mark.slow
+@pytest.mark.long  # `make test-long`: 190 s, the suite ran 35.7 min on CI (its 25 min budget)
 def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, smoke_base,
                                                                       ray_session):
     """Ctrl-C `dmt tune` during its second trial, then `--resume`: the finished trial is not
