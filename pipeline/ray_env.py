@@ -39,14 +39,11 @@ def ensure_ray(num_cpus: float | None = None, *, dashboard: bool = True,
     # instance runs on this machine ("Found multiple active Ray instances"): name this
     # instance's dashboard in the environment, which the raylet started here passes on to
     # every worker.
-    if not dashboard:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **init_kwargs)
-        console.quiet_ray_data()
-        return
-    port = init_kwargs.pop("dashboard_port", None) or free_port()
-    os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
-    ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-             dashboard_port=port, **init_kwargs)
+    if dashboard:
+        port = init_kwargs.pop("dashboard_port", None) or free_port()
+        os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
+        init_kwargs.update(dashboard_host="127.0.0.1", dashboard_port=port)
+    ray.init(num_cpus=num_cpus, include_dashboard=dashboard, **init_kwargs)
     console.quiet_ray_data()
 
 

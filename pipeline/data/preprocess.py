@@ -7,7 +7,7 @@
 Pipeline (``engine="ray"``)::
 
     ray.data.from_items(groups of planned clips)  # id, path, split, annotation JSON, error
-      .map_batches(DecodeAndWrite(opts, tmp, rows_per_file, batch), batch_size=1,
+      .map_batches(DecodeAndWrite(opts, tmp, batch), batch_size=1,
                    compute=TaskPoolStrategy(size=data.decode_concurrency), num_cpus=1)
       .materialize()                              # one row of counts per group
 

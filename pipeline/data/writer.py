@@ -69,7 +69,7 @@ def write_group(tables: Iterable[pa.Table], keys: list[str],
             yield pa.concat_tables(held).cast(schema.SCHEMA)
 
     pending = good_rows()
-    first = next((t for t in pending if t.num_rows), None)  # no part file for no good rows
+    first = next(pending, None)  # no part file for no good rows (it yields only non-empty)
     files = []
     if first is not None:
         final = folder / f"part-{name}.parquet"
@@ -84,12 +84,16 @@ def write_group(tables: Iterable[pa.Table], keys: list[str],
         locations.write_atomically(final, write)
         files.append(final.name)
     if bad:
-        frag = folder / f"quarantine-{name}.jsonl"
-        atomic_write_bytes(frag, ("\n".join(json.dumps(
-            {"id": r["id"], "path": r["path"], "split": r["split"], "reason": r["error"]})
-            for r in bad) + "\n").encode())
-        files.append(frag.name)
+        files.append(_write_quarantine(bad, folder / f"quarantine-{name}.jsonl"))
     return {"rows": counts["rows"], "quarantined": len(bad), "files": files}
+
+
+def _write_quarantine(rows: list[dict[str, Any]], frag: Path | locations.ObjectPath) -> str:
+    """Failed decoded rows (id, path, split, error) -> a JSONL quarantine fragment."""
+    atomic_write_bytes(frag, ("\n".join(json.dumps(
+        {"id": r["id"], "path": r["path"], "split": r["split"], "reason": r["error"]})
+        for r in rows) + "\n").encode())
+    return frag.name
 
 
 def _write_piece(table: pa.Table, folder: Path | locations.ObjectPath) -> dict[str, Any]:
@@ -110,12 +114,8 @@ def _write_piece(table: pa.Table, folder: Path | locations.ObjectPath) -> dict[s
             use_dictionary=DICTIONARY_COLUMNS))
         files.append(final.name)
     if bad.num_rows:
-        lines = [json.dumps({"id": r["id"], "path": r["path"], "split": r["split"],
-                             "reason": r["error"]}) for r in
-                 bad.select(["id", "path", "split", "error"]).to_pylist()]
-        frag = folder / f"quarantine-{name}.jsonl"
-        atomic_write_bytes(frag, ("\n".join(lines) + "\n").encode())
-        files.append(frag.name)
+        files.append(_write_quarantine(bad.select(["id", "path", "split", "error"]).to_pylist(),
+                                       folder / f"quarantine-{name}.jsonl"))
     return {"rows": good.num_rows, "quarantined": bad.num_rows, "files": files}
 
 
