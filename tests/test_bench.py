@@ -199,6 +199,7 @@ def test_quick_benchmark_runs_tracks_resumes_and_its_checkpoints_reproduce(
     dmt, matched = rows["dmt@0.25#seed0"], rows["supervised_matched@0.25#seed0"]
     assert dmt["labeled"] == 9 and rows["ezvsl@0.25#seed0"]["labeled"] == 0
     assert matched["train_cpu_s"] >= dmt["train_cpu_s"]  # trained until DMT's compute
+    assert matched["started_at"] < dmt["finished_at"]  # beside DMT, following its CPU time
     # ...and stopped at the first epoch past it
     assert all(h["cpu_s"] < dmt["train_cpu_s"] for h in matched["history"][:-1])
     assert rows["oracle"]["ciou_fixed"] == 1.0

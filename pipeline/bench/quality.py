@@ -21,6 +21,7 @@ import numpy as np
 from pipeline import config as config_mod
 from pipeline import metrics as metrics_mod
 from pipeline import tracking
+from pipeline.bench import budget as budget_mod
 from pipeline.bench import report
 from pipeline.bench.memory import ClipArrays, load_clips
 from pipeline.bench.plan import BenchRow, build_plan, row_config
@@ -55,10 +56,36 @@ def trivial_rows(clips: ClipArrays) -> list[dict[str, Any]]:
     return rows
 
 
-def _train_task(cfg_dict, row, clips, threads, budget, data_seed):
+class ProgressBoard:
+    """Ray actor (no CPU): the CPU time of the rows that compute-matched rows follow, so a
+    matched row trains beside its reference instead of after it (``budget.FollowedBudget``)."""
+
+    def __init__(self) -> None:
+        self._progress: dict[str, budget_mod.Progress] = {}
+
+    def publish(self, key: str, cpu_s: float, state: str) -> None:
+        self._progress[key] = (cpu_s, state)
+
+    def read(self, key: str) -> budget_mod.Progress:
+        return self._progress.get(key, (0.0, budget_mod.RUNNING))
+
+
+def _train_task(cfg_dict, row, clips, threads, finished_cpu_s, data_seed, board, followers):
+    """One row in a Ray worker. ``finished_cpu_s``: the budget of a compute-matched row whose
+    reference has finished (else it follows the reference on ``board``); ``followers``: whether
+    matched rows follow this row's progress (then it publishes it on ``board``)."""
+    import ray
+
     from pipeline.bench.runner import train_row  # imported in the Ray worker
 
-    return train_row(cfg_dict, row, clips, threads, budget, data_seed)
+    budget = None
+    if row.budget_of:
+        budget = budget_mod.budget_for(
+            row.budget_of, finished_cpu_s,
+            lambda: ray.get(board.read.remote(row.budget_of)))
+    publish = (lambda cpu_s, state: board.publish.remote(row.key, cpu_s, state)) \
+        if followers else None
+    return train_row(cfg_dict, row, clips, threads, budget, data_seed, publish)
 
 
 def _load_results(out: Path) -> dict[str, dict[str, Any]]:
@@ -121,10 +148,11 @@ def _record(row: BenchRow, cfg_row: config_mod.Config, result: dict[str, Any], o
             "history": result["history"], "mlflow_run_id": run_id}
 
 
-def _next_ready(todo: list[BenchRow], results: dict[str, Any]) -> BenchRow | None:
-    """A compute-matched row as soon as its DMT row is done (so an interrupted benchmark has
-    whole comparisons), else the next row of the plan."""
-    matched = [r for r in todo if r.budget_of is not None and r.budget_of in results]
+def _next_ready(todo: list[BenchRow], results: dict[str, Any], running: set[str]
+                ) -> BenchRow | None:
+    """A compute-matched row as soon as its DMT row is training or done (it trains beside it,
+    and an interrupted benchmark has whole comparisons), else the next row of the plan."""
+    matched = [r for r in todo if r.budget_of in results or r.budget_of in running]
     return matched[0] if matched else next((r for r in todo if r.budget_of is None), None)
 
 
@@ -162,30 +190,33 @@ def _run_quality(cfg: config_mod.Config, rows: list[BenchRow], out: Path, fresh:
     threads = cfg.bench.threads
     parallel = cfg.bench.parallel or max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
     clips_ref, task = ray.put(clips), ray.remote(_train_task)
+    board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+    followed = {r.budget_of for r in todo if r.budget_of}
     running: dict[Any, tuple[BenchRow, config_mod.Config, float]] = {}
     failed: list[str] = []
     while todo or running:
-        while len(running) < parallel and (row := _next_ready(todo, results)) is not None:
+        while len(running) < parallel and (row := _next_ready(
+                todo, results, {r.key for r, _, _ in running.values()})) is not None:
             todo.remove(row)
             cfg_row = row_config(cfg, row)
-            budget = results[row.budget_of]["train_cpu_s"] if row.budget_of else None
+            budget = results[row.budget_of]["train_cpu_s"] if row.budget_of in results else None
             ref = task.options(num_cpus=threads).remote(
                 config_mod.to_dict(cfg_row), row, clips_ref, threads, budget,
-                cfg.data.synth.seed)
-            running[ref] = (row, cfg_row, time.perf_counter())
+                cfg.data.synth.seed, board, row.key in followed)
+            running[ref] = (row, cfg_row, time.time())
         if not running:  # what is left waits on rows that failed
             failed.extend(r.key for r in todo)
             break
         (done,), _ = ray.wait(list(running), num_returns=1)
         row, cfg_row, t0 = running.pop(done)
         try:
-            results[row.key] = _record(row, cfg_row, ray.get(done), out, uri, experiment,
-                                       parent_id)
-            r = results[row.key]
+            r = _record(row, cfg_row, ray.get(done), out, uri, experiment, parent_id)
+            results[row.key] = {**r, "started_at": t0, "finished_at": time.time()}
             say(f"[bench] {row.key}: CIoU {r['ciou']:.3f} (fixed {r['ciou_fixed']:.3f}) in "
-                f"{time.perf_counter() - t0:.0f} s, {r['train_cpu_s']:.0f} CPU-s training")
+                f"{time.time() - t0:.0f} s, {r['train_cpu_s']:.0f} CPU-s training")
         except Exception as exc:  # noqa: BLE001 - one failed row must not lose the others
             failed.append(row.key)
+            board.publish.remote(row.key, 0.0, budget_mod.FAILED)  # its followers stop
             say(f"[bench] {row.key} FAILED: {type(exc).__name__}: {exc}")
         _write_results(out, results)
         report.write_report(out, list(results.values()), cfg, time.perf_counter() - t_start)

@@ -10,13 +10,14 @@ inflate wall time.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
 from pipeline import config as config_mod
+from pipeline.bench.budget import DONE, RUNNING, FixedBudget, FollowedBudget
 from pipeline.bench.memory import (
     ClipArrays,
     JointBatches,
@@ -89,11 +90,14 @@ def _history_entry(epoch: int, stage: int, metrics: dict[str, float], cpu_s: flo
 
 
 def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, threads: int = 1,
-              budget_cpu_s: float | None = None, data_seed: int = 0) -> dict[str, Any]:
+              budget: FixedBudget | FollowedBudget | None = None, data_seed: int = 0,
+              publish: Callable[[float, str], None] | None = None) -> dict[str, Any]:
     """Train ``row`` with the config ``cfg_dict`` and score its reported map on the test split.
 
-    ``budget_cpu_s``: stop after the first epoch at which the loop has used this much CPU time
-    (compute-matched rows), instead of after the config's epochs. Returns ``metrics`` (the
+    ``budget`` (compute-matched rows): stop after the first epoch at which the loop's CPU time
+    has spent it, instead of after the config's epochs. ``publish(cpu_s, state)``: told the
+    loop's CPU time after every epoch (``RUNNING``) and at the end (``DONE``), for the rows that
+    follow this one's compute (``budget.FollowedBudget``). Returns ``metrics`` (the
     ``test/...`` keys of ``evaluation.summarize_scores``), ``history`` (per epoch), ``state``
     (the training state dict, for the checkpoint), steps, epochs, ``train_cpu_s`` and
     ``train_wall_s``, ``labeled`` (boxes the row could read) and ``unlabeled_clips``.
@@ -115,9 +119,13 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
         metrics = run_epoch(state, cfg, stage, labeled, unlabeled, to_device)
         cpu_s = time.process_time() - cpu0
         history.append(_history_entry(epoch, stage, metrics, cpu_s))
-        if budget_cpu_s is not None and cpu_s >= budget_cpu_s:
+        if publish is not None:
+            publish(cpu_s, RUNNING)
+        if budget is not None and budget.spent(cpu_s):
             break
     train_cpu, train_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    if publish is not None:
+        publish(train_cpu, DONE)
     test_batches = ordered_batches(clips, clips.test, SCORE_BATCH)
     scores = evaluation.score_batches(state, test_batches, to_device)
     headline = evaluation.reported_role(state.method, cfg.dmt.eval_model)
