@@ -156,6 +156,7 @@ def test_pseudo_label_stats_by_hand():
     assert s["pseudo_area"] == pytest.approx(6 / 8)  # kept samples 0 and 2: 2 + 4 of 8 pixels
     assert s["pseudo_iou_all"] == pytest.approx(0.75)  # rows with boxes: IoU 0.5 and 1.0
     assert s["pseudo_iou_kept"] == pytest.approx(0.5)  # kept rows with boxes: sample 0
+    assert s["area_ratio_kept"] == pytest.approx(2.0)  # sample 0: 2 label pixels, 1 box pixel
     none = pseudo_label_stats(label, torch.zeros(3, dtype=torch.bool), None, None)
     assert math.isnan(none["pseudo_area"]) and math.isnan(none["consensus_iou"])
     assert "pseudo_iou_all" not in none

@@ -46,7 +46,8 @@ from pipeline.models.pretrained import read_initial_weights
 SCORE_BATCH = 64
 HISTORY_KEYS = ("train/loss_total", "train/loss_sup", "train/loss_pseudo", "train/loss_con",
                 "train/kept", "train/filtered", "train/consensus_iou", "train/pseudo_iou_all",
-                "train/pseudo_iou_kept", "train/samples_per_s")
+                "train/pseudo_iou_kept", "train/pseudo_area", "train/area_ratio_kept",
+                "train/samples_per_s")
 
 
 def row_indices(clips: ClipArrays, row: BenchRow, data_seed: int

@@ -99,8 +99,9 @@ def pseudo_label_stats(label: torch.Tensor, keep: torch.Tensor, iou: torch.Tenso
                        ) -> dict[str, float]:
     """Monitoring only (never in a loss): kept/filtered counts, mean consensus IoU, mean area of
     kept pseudo-labels and, given the truth ``true_map`` (B, H, W), the pseudo-labels' IoU with
-    it over kept and over all samples (the paper's Fig. 5(a)); ``has_truth`` (B,) bool limits
-    that to the rows that really carry boxes."""
+    it over kept and over all samples (the paper's Fig. 5(a)) and, over the kept samples, the
+    mean ratio of a pseudo-label's area to its box's (``area_ratio_kept``); ``has_truth`` (B,)
+    bool limits those to the rows that really carry boxes."""
     n_kept = int(keep.sum())
     stats = {
         "kept": float(n_kept), "filtered": float(len(keep) - n_kept),
@@ -109,9 +110,15 @@ def pseudo_label_stats(label: torch.Tensor, keep: torch.Tensor, iou: torch.Tenso
     }
     if true_map is not None:
         rows = has_truth.bool() if has_truth is not None else torch.ones_like(keep)
-        piou = consensus_iou(label, true_map >= 0.5)
+        truth = true_map >= 0.5
+        piou = consensus_iou(label, truth)
         stats["pseudo_iou_all"] = float(piou[rows].mean()) if rows.any() else NAN
         stats["pseudo_iou_kept"] = float(piou[rows & keep].mean()) if (rows & keep).any() else NAN
+        # a pseudo-label smaller than the box it should cover (IPL's intersection shrinks it)
+        # teaches maps that a fixed threshold cuts too small: its area over the box's
+        sel = rows & keep
+        ratio = label[sel].flatten(1).sum(1) / truth[sel].flatten(1).sum(1).clamp_min(1)
+        stats["area_ratio_kept"] = float(ratio.double().mean()) if sel.any() else NAN
     return stats
 
 
