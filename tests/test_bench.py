@@ -42,7 +42,7 @@ def test_plan_shares_rows_between_tables_and_orders_compute_matched_rows_last():
 def test_plan_filters_methods_and_refuses_a_matched_row_without_dmt():
     cfg = C.load(REPO / "jobs/configs/bench_quick.yaml")
     quick = plan.build_plan(cfg)  # the claim's rows: DMT, its compute-matched pair, the bound
-    assert {r.method for r in quick} == {"supervised", "ezvsl", "dmt", "supervised_matched",
+    assert {r.method for r in quick} == {"supervised", "dmt", "supervised_matched",
                                          "supervised_all"}
     assert [r.key for r in quick].index("supervised_matched@0.03#seed0") > \
         [r.key for r in quick].index("dmt@0.03#seed0")
