@@ -116,20 +116,30 @@ def summarize(cious: Iterable[float]) -> dict[str, float]:
     }
 
 
+def summarize_rules(median_cious: Iterable[float], fixed_cious: Iterable[float]
+                    ) -> dict[str, float]:
+    """``summarize`` of both threshold rules' per-sample cIoUs: ``ciou, auc, mean_ciou`` (median
+    rule), the same with the suffix ``_fixed``, and ``ciou_both``, the smaller of ``ciou`` and
+    ``ciou_fixed``. The median rule reads only how a map ranks its pixels, the fixed rule also
+    its level; a map scores high on ``ciou_both`` only when it does both, which is what a sweep
+    should maximise when a setting can win one rule by giving up the other."""
+    med, fix = summarize(median_cious), summarize(fixed_cious)
+    return {**med, **{f"{k}_fixed": v for k, v in fix.items()},
+            "ciou_both": min(med["ciou"], fix["ciou"])}
+
+
 def evaluate_maps(preds: Any, gts: Any, fixed_threshold: float = 0.5) -> dict[str, float]:
     """All metrics of normalised maps ``preds`` (N, H, W) against gt maps ``gts`` (N, H, W).
 
     Keys: ``ciou, auc, mean_ciou`` (median rule, the published metric), the same with the suffix
-    ``_fixed`` (``pred >= fixed_threshold``), ``mse`` (mean over samples of ``map_mse``) and
-    ``n`` (number of samples).
+    ``_fixed`` (``pred >= fixed_threshold``), ``ciou_both`` (the smaller CIoU of the two rules),
+    ``mse`` (mean over samples of ``map_mse``) and ``n`` (number of samples).
     """
     p, g = _np(preds), _np(gts)
     if p.ndim != 3 or p.shape != g.shape:
         raise ValueError(f"evaluate_maps: expected two (N, H, W) arrays, got {p.shape}, {g.shape}")
-    med = summarize([ciou(pi, gi) for pi, gi in zip(p, g, strict=True)])
-    fix = summarize([ciou(pi, gi, fixed_threshold) for pi, gi in zip(p, g, strict=True)])
-    out = dict(med)
-    out.update({f"{k}_fixed": v for k, v in fix.items()})
+    out = summarize_rules([ciou(pi, gi) for pi, gi in zip(p, g, strict=True)],
+                          [ciou(pi, gi, fixed_threshold) for pi, gi in zip(p, g, strict=True)])
     out["mse"] = float(np.mean([map_mse(pi, gi) for pi, gi in zip(p, g, strict=True)]))
     out["n"] = float(len(p))
     return out

@@ -264,3 +264,28 @@ def test_no_clip_is_twice_in_a_step_when_streams_share_clips():
         for _ in range(40):
             ids = list(next(labeled)["id"]) + list(next(unlabeled)["id"])
             assert len(ids) == len(set(ids)) == (64 if overlap else 10 + 32), method
+
+
+def test_a_row_trains_at_the_configured_precision():
+    """``train.precision`` reaches a benchmark row (bf16 autocast runs on CPUs too): two fp32
+    runs agree to the last digit, a bf16 run of the same row does not."""
+    from pipeline.bench.runner import train_row
+
+    rng = np.random.default_rng(0)
+    n, side = 24, 64
+    clips = memory.ClipArrays(
+        ids=np.array([f"c{i:03d}" for i in range(n)]), is_test=np.arange(n) >= n - 4,
+        frame=rng.integers(0, 256, (n, 3, side, side), dtype=np.uint8),
+        audio=rng.standard_normal((n, 32000)).astype(np.float32),
+        map=(rng.random((n, 224, 224)) > 0.7).astype(np.float16), has_boxes=np.ones(n, bool))
+    row = BenchRow("supervised", 0.5, 0, ("A",))
+
+    def first_loss(precision: str) -> float:
+        cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
+            "dmt.method=supervised", "train.stage2_epochs=0", "train.steps_per_epoch=2",
+            f"train.precision={precision}"])
+        return train_row(C.to_dict(cfg), row, clips)["history"][0]["loss_total"]
+
+    fp32 = first_loss("fp32")
+    assert first_loss("fp32") == fp32
+    assert first_loss("bf16") != pytest.approx(fp32, rel=1e-6)

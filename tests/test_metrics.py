@@ -126,6 +126,18 @@ def test_summarize_matches_ezvsl_reference():
         assert s["auc"] == pytest.approx(auc, abs=1e-12)
 
 
+def test_ciou_both_is_the_smaller_rule():
+    # median rule: both samples >= 0.5 -> CIoU 1.0; fixed rule: one of two -> 0.5
+    s = M.summarize_rules([0.6, 0.7], [0.6, 0.1])
+    assert (s["ciou"], s["ciou_fixed"], s["ciou_both"]) == (1.0, 0.5, 0.5)
+    assert M.summarize_rules([0.6, 0.1], [0.6, 0.7])["ciou_both"] == 0.5
+    # a map high everywhere: ranks well (median rule) but its fixed-rule box is the frame
+    assert M.summarize_rules([0.9, 0.8, 0.7], [0.2, 0.2, 0.2])["ciou_both"] == 0.0
+    assert M.summarize_rules([0.5, 0.2], [0.2, 0.2]) == {
+        **M.summarize([0.5, 0.2]), **{f"{k}_fixed": v for k, v in M.summarize([0.2, 0.2]).items()},
+        "ciou_both": 0.0}
+
+
 def test_map_mse_and_evaluate_maps():
     gt = np.zeros((4, 4))
     gt[:2, :2] = 1
@@ -138,7 +150,7 @@ def test_map_mse_and_evaluate_maps():
     # fixed 0.5: sample 0 infers pixels 0..7 (values >= 8/15) -> same 0.5; sample 1 -> 0
     assert out["mean_ciou_fixed"] == pytest.approx(0.25)
     assert set(out) >= {"ciou", "auc", "mean_ciou", "ciou_fixed", "auc_fixed",
-                        "mean_ciou_fixed", "mse", "n"}
+                        "mean_ciou_fixed", "ciou_both", "mse", "n"}
     assert out["n"] == 2
     with pytest.raises(ValueError):
         M.evaluate_maps(preds[0], gts[0])

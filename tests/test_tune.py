@@ -31,6 +31,16 @@ def test_default_space_is_valid_and_ema_decay_is_log_spaced_near_one():
         "dmt.ema_decay": pytest.approx(0.99), "dmt.tau": 0.4}
 
 
+def test_shipped_spaces_fit_the_configs_they_name():
+    """Every space under jobs/spaces/ is valid for the config its first line's command uses."""
+    files = sorted((REPO / "jobs" / "spaces").glob("*.yaml"))
+    assert files
+    for f in files:
+        config = f.read_text().split("--config ")[1].split()[0]
+        space = S.load_space(str(f), C.load(config))
+        assert set(space) == {"dmt.delta", "dmt.tau", "dmt.ema_decay"}, f
+
+
 def test_space_file_uses_config_keys_and_rejects_bad_ones(tmp_path):
     good = tmp_path / "space.yaml"
     good.write_text(yaml.safe_dump({"optim.lr": {"loguniform": [1e-4, 1e-2]},

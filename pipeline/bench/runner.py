@@ -108,7 +108,7 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
     seed_everything(cfg.train.seed)
     state = make_state(cfg.model, cfg.dmt, cfg.optim, "cpu", seed=cfg.train.seed,
                        sample_rate=cfg.data.sample_rate,
-                       init=read_initial_weights(cfg.model))
+                       init=read_initial_weights(cfg.model), precision=cfg.train.precision)
     rng = np.random.default_rng(cfg.train.seed * 7919 + 1)
     lab_idx, unl_idx = row_indices(clips, row, data_seed)
     labeled, unlabeled = row_streams(clips, cfg, lab_idx, unl_idx, rng)

@@ -64,15 +64,13 @@ def merge_scores(parts: list[dict[str, dict[str, list[float]]]]) -> dict[str, di
 
 def summarize_scores(scores: dict[str, dict[str, list[float]]], prefix: str,
                      headline: str | None = None) -> dict[str, float]:
-    """Flat metrics ``{prefix}/{name}/{ciou,auc,mean_ciou,ciou_fixed,auc_fixed,...,mse}``; the
+    """Flat metrics ``{prefix}/{name}/{ciou,auc,mean_ciou,ciou_fixed,...,ciou_both,mse}``; the
     ``headline`` role is repeated as ``{prefix}/{metric}`` (the number a sweep optimises)."""
     out: dict[str, float] = {}
     for name, lists in scores.items():
         if not lists["ciou"]:
             continue
-        med = metrics.summarize(lists["ciou"])
-        fixed = metrics.summarize(lists["ciou_fixed"])
-        row = {**med, **{f"{k}_fixed": v for k, v in fixed.items()},
+        row = {**metrics.summarize_rules(lists["ciou"], lists["ciou_fixed"]),
                "mse": float(np.mean(lists["mse"])), "n": float(len(lists["ciou"]))}
         out.update({f"{prefix}/{name}/{k}": v for k, v in row.items()})
         if name == headline:
