@@ -314,3 +314,63 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, 
     steps = [step for step, _ in tracking.metric_history(uri, resumed.info.run_id, "val/mean_ciou")]
     # the epochs after the interrupt reached MLflow
     assert sorted(set(steps)) == list(range(2, EPOCHS + 1)), steps
+
+
+def _kill_trial_after_its_first_checkpoint(storage: Path, killed: list) -> None:
+    """SIGKILL the trial's driver (Tune's function actor, which owns its Train run) once the
+    trial's Train run has checkpointed an epoch: the fault a lost node or an OOM kill makes."""
+    import ray
+    from ray.util.state import list_actors
+
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not list(
+            storage.glob("trial-*/checkpoint_manager_snapshot.json")):
+        time.sleep(0.5)
+    try:  # this session's cluster (other Ray instances may run on the machine)
+        actors = list_actors(address=ray.get_runtime_context().gcs_address,
+                             filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")])
+        os.kill(actors[0].pid, signal.SIGKILL)
+        killed.append(actors[0].pid)
+    except Exception as exc:  # noqa: BLE001 - reported by the test's assertion
+        killed.append(exc)
+
+
+@pytest.mark.slow
+@pytest.mark.long  # `make test-long`
+def test_a_trial_whose_process_dies_is_restarted_from_its_checkpoint(tmp_path, smoke_base,
+                                                                     ray_session):
+    """A trial's driver killed mid-run (a lost node, an OOM kill) is restarted by Tune
+    (``tune.max_failures``) and resumes its Train run from the last checkpoint: the sweep ends
+    with the trial completed, in its own MLflow run, not as an error."""
+    import threading
+
+    storage = tmp_path / "ray_results"
+    cfg = C.load(REPO / "jobs/configs/smoke.yaml", [
+        f"data.root={smoke_base.data.root}", f"train.storage={storage}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "train.stage1_epochs=1",
+        f"train.stage2_epochs={EPOCHS - 1}", "tune.scheduler=fifo", "train.cpus_per_worker=0.5",
+        "tune.trial_cpus=0.5", "tune.objective=val/mean_ciou", "tracking.heatmaps=0",
+        "tune.max_failures=1"])
+    killed: list = []
+    watcher = threading.Thread(target=_kill_trial_after_its_first_checkpoint,
+                               args=(storage, killed), daemon=True)
+    watcher.start()
+    out = sweep.run_sweep(cfg, samples=1, say=lambda *_: None)
+    watcher.join(timeout=5)
+    assert killed and isinstance(killed[0], int), killed
+    [row] = out.trials
+    assert row["status"] == "completed" and row["epochs"] == EPOCHS, row
+    [reports] = _tune_results(storage / "sweep-smoke-1")
+    epochs = [r["epoch"] for r in reports]
+    # Tune's file holds the restarted attempt's reports, with or without the ones before the
+    # kill (it depends on when Tune last saved it): never an epoch twice, up to the last one
+    assert epochs == list(range(epochs[0], EPOCHS + 1)), epochs
+    uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+    runs = tracking.search_runs(uri, cfg.name, f"tags.`{tracking.PARENT_TAG}` = "
+                                f"'{out.parent_run_id}'")
+    trial_runs = [r for r in runs if r.info.run_name.startswith("trial-")]
+    assert len(trial_runs) == 1 and trial_runs[0].info.status == "FINISHED"
+    # every epoch logged once: the restart resumed from the checkpoint, not from the start
+    steps = [s for s, _ in tracking.metric_history(uri, trial_runs[0].info.run_id,
+                                                   "val/mean_ciou")]
+    assert sorted(steps) == list(range(2, EPOCHS + 1)), steps

@@ -210,6 +210,9 @@ class TuneConfig:
     max_concurrent: int = _f(0, lo=0, help="trials at once (0: as many as the cluster fits)")
     trial_cpus: float = _f(0.5, lo=0.01, help="CPUs of a trial's driver function")
     seed: int = _f(0, lo=0, help="seed of the search")
+    max_failures: int = _f(2, lo=-1, help="times a trial is restarted after its process dies "
+                           "(a lost node, a killed worker; -1: forever); it resumes from its last "
+                           "Train checkpoint")
     share_warmup: bool = _f(True, help="run stage 1 once for all trials when only stage-2 "
                             "keys are swept (delta, tau, ema_decay, ...)")
 

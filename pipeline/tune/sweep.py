@@ -213,7 +213,10 @@ def _tuner(sw: _Sweep, base: dict[str, Any], n_conc: int):
             scheduler=_scheduler(cfg, sw.space, sw.max_t),
             search_alg=_searcher(cfg, n_conc)),
         run_config=tune.RunConfig(name=sw.folder.name,
-                                  storage_path=str(config_mod.storage_dir(cfg))))
+                                  storage_path=str(config_mod.storage_dir(cfg)),
+                                  # run_trial finds its Train run folder and resumes it
+                                  failure_config=tune.FailureConfig(
+                                      max_failures=cfg.tune.max_failures)))
 
 
 def _best(sw: _Sweep, rows: list[dict]) -> tuple[dict, config_mod.Config, dict[str, float]]:
