@@ -85,12 +85,20 @@ def test_row_configs_change_only_the_method_and_its_schedule():
         assert {k for k in same if C.flatten(cfg)[k] != same[k]} == {"name", "model.audio_b"}
 
 
-def _arrays(n: int, test: int, with_boxes: bool = True) -> memory.ClipArrays:
+def _arrays(n: int, test: int, with_boxes: bool = True, side: int = 8, samples: int = 16,
+            rng: np.random.Generator | None = None) -> memory.ClipArrays:
+    """``n`` clips, the last ``test`` of them the test split; zeros, or random frames, audio
+    and maps drawn from ``rng`` (for rows that train)."""
     ids = np.array([f"c{i:03d}" for i in range(n)])
-    return memory.ClipArrays(
-        ids=ids, is_test=np.arange(n) >= n - test,
-        frame=np.zeros((n, 3, 8, 8), np.uint8), audio=np.zeros((n, 16), np.float32),
-        map=np.zeros((n, 224, 224), np.float16), has_boxes=np.full(n, with_boxes))
+    if rng is None:
+        frame, audio = np.zeros((n, 3, side, side), np.uint8), np.zeros((n, samples), np.float32)
+        maps = np.zeros((n, 224, 224), np.float16)
+    else:
+        frame = rng.integers(0, 256, (n, 3, side, side), dtype=np.uint8)
+        audio = rng.standard_normal((n, samples)).astype(np.float32)
+        maps = (rng.random((n, 224, 224)) > 0.7).astype(np.float16)
+    return memory.ClipArrays(ids=ids, is_test=np.arange(n) >= n - test, frame=frame,
+                             audio=audio, map=maps, has_boxes=np.full(n, with_boxes))
 
 
 def test_labeled_subsets_are_nested_inside_the_training_pool():
@@ -271,13 +279,7 @@ def test_a_row_trains_at_the_configured_precision():
     runs agree to the last digit, a bf16 run of the same row does not."""
     from pipeline.bench.runner import train_row
 
-    rng = np.random.default_rng(0)
-    n, side = 24, 64
-    clips = memory.ClipArrays(
-        ids=np.array([f"c{i:03d}" for i in range(n)]), is_test=np.arange(n) >= n - 4,
-        frame=rng.integers(0, 256, (n, 3, side, side), dtype=np.uint8),
-        audio=rng.standard_normal((n, 32000)).astype(np.float32),
-        map=(rng.random((n, 224, 224)) > 0.7).astype(np.float16), has_boxes=np.ones(n, bool))
+    clips = _arrays(24, 4, side=64, samples=32000, rng=np.random.default_rng(0))
     row = BenchRow("supervised", 0.5, 0, ("A",))
 
     def first_loss(precision: str) -> float:

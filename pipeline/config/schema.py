@@ -197,7 +197,7 @@ class TuneConfig:
     """`dmt tune`: the sweep's objective, scheduler and resources (the space is a YAML file)."""
 
     objective: str = _f("val/ciou", help="metric the sweep maximises (teachers' mean map); "
-                     "val/ciou_both: the smaller of the median- and fixed-rule CIoU")
+                        "val/ciou_both: the smaller of the median- and fixed-rule CIoU")
     mode: str = _f("max", choices=("max", "min"))
     scheduler: str = _f("asha", choices=("asha", "fifo"))
     search: str = _f("random", choices=("random", "optuna"),
