@@ -25,6 +25,9 @@ def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
     from pipeline.data.sources import resolve_sources
 
     paths = config_mod.data_paths(cfg.data)
+    synthetic = not (cfg.data.videos or cfg.data.frames)
+    if synthetic and cfg.data.format == "synth" and not locations.is_remote(paths.synth):
+        check_synth_matches(cfg.data.synth, paths.synth)
     if reader.is_shards_folder(paths.shards):
         return verify_shards(paths.shards, required_splits(cfg))
     from pipeline.ray_env import check_shared, ensure_ray
@@ -33,7 +36,6 @@ def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
     # one folder for every node (checked before anything is written)
     ensure_ray()
     check_shared({"data.shards": paths.shards.parent})
-    synthetic = not (cfg.data.videos or cfg.data.frames)
     if synthetic and locations.is_remote(paths.videos):
         raise config_mod.ConfigError(
             f"data.root={cfg.data.root}: the synthetic clips are written to and decoded from a "
@@ -62,6 +64,33 @@ def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
     say(f"[data] {summary.get('rows')} clips in {paths.shards} ({splits}), "
         f"{summary.get('quarantined', 0)} quarantined, {time.perf_counter() - t0:.0f} s")
     return summary
+
+
+# settings that do not change what `dmt synth` writes
+_SYNTH_ANY = frozenset({"workers"})
+
+
+def check_synth_matches(synth_cfg: config_mod.SynthConfig, folder) -> None:
+    """ConfigError when ``folder`` holds scenes synthesised with other ``data.synth`` settings:
+    its shards would silently train the config on the old scenes (a benchmark whose knobs
+    changed, reusing its ``data.root``). A folder without ``meta.json`` is not checked."""
+    import json
+    from dataclasses import asdict
+
+    from pipeline.data.sources import SYNTH_MARKER
+
+    meta = folder / SYNTH_MARKER
+    if not meta.is_file():
+        return
+    written = json.loads(meta.read_text()).get("config", {})
+    wanted = asdict(synth_cfg)
+    differ = [f"{k}={written.get(k)!r} (config: {v!r})" for k, v in sorted(wanted.items())
+              if k not in _SYNTH_ANY and written.get(k) != v]
+    if differ:
+        raise config_mod.ConfigError(
+            f"data.root: {folder.parent} holds scenes synthesised with other data.synth "
+            f"settings: {', '.join(differ)}; delete that folder to synthesise them again, or "
+            f"set data.root to a new folder")
 
 
 def required_splits(cfg: config_mod.Config) -> tuple[str, ...]:

@@ -317,3 +317,21 @@ def test_a_layout_that_does_not_fit_is_drawn_again():
     with pytest.raises(ConfigError, match="area_max"):  # what can never fit stays an error
         sample_scene(SynthConfig(area_min=0.9, area_max=0.95, distractors_min=2,
                                  distractors_max=2), 0)
+
+
+def test_a_data_folder_of_other_scenes_is_refused_before_its_shards_are_read(smoke_base):
+    """A config whose data.synth differs from the scenes in its data.root (a benchmark whose
+    knobs changed) must not train on the old scenes' shards."""
+    from dataclasses import replace
+
+    from pipeline import config as C
+    from pipeline.prepare import check_synth_matches, prepare_dataset
+
+    synth = C.data_paths(smoke_base.data).synth
+    check_synth_matches(smoke_base.data.synth, synth)  # the folder's own settings pass
+    check_synth_matches(replace(smoke_base.data.synth, workers=7), synth)  # speed only
+    changed = C.from_dict(C.to_dict(smoke_base))
+    C.set_key(changed, "data.synth.noise_level", 0.5)
+    with pytest.raises(ConfigError, match=r"noise_level=0\.3 \(config: 0\.5\).*delete that"):
+        prepare_dataset(changed, say=lambda *_: None)
+    assert prepare_dataset(smoke_base, say=lambda *_: None)["rows"] == smoke_base.data.synth.clips
