@@ -3,7 +3,8 @@
 - ``annotations.json``: VGG-SS layout for every clip, the sounding boxes at the middle frame.
 - ``flickr_xml/<id>.xml``: Flickr-SoundNet layout for the test clips.
 - ``labeled.txt`` / ``unlabeled.txt`` / ``test.txt``: the split, one id per line.
-- ``meta.json``: the config, the category table and every object of every clip.
+- ``meta.json``: the config, the encoder settings, the category table and every object of every
+  clip.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from pipeline.config import SynthConfig
 from pipeline.synth.categories import categories_of
 from pipeline.synth.scene import Scene, clip_id, middle_frame, num_frames, split_order
+from pipeline.synth.video_io import ENCODER
 
 SPLITS = ("labeled", "unlabeled", "test")
 FLICKR_GRID = 256
@@ -84,6 +86,7 @@ def meta(cfg: SynthConfig, scenes: list[Scene], splits: dict[str, list[str]]) ->
     size = cfg.frame_size
     return {
         "config": dataclasses.asdict(cfg),
+        "encoder": ENCODER,
         "num_frames": num_frames(cfg),
         "middle_frame": middle_frame(cfg),
         "categories": [c.to_dict() for c in cats],
