@@ -94,7 +94,7 @@ def target_check(agg: dict, fraction: float, rows: list[dict[str, Any]]) -> list
     if upper is not None and min(upper["ciou"][0], upper["ciou_fixed"][0]) > 0:
         r_med = dmt["ciou"][0] / upper["ciou"][0]
         r_fix = dmt["ciou_fixed"][0] / upper["ciou_fixed"][0]
-        out.append(f"- DMT reaches {100 * r_med:.0f}% (median) / {100 * r_fix:.0f}% (fixed) of "
+        out.append(f"- DMT reaches {100 * r_med:.1f}% (median) / {100 * r_fix:.1f}% (fixed) of "
                    f"the all-labeled upper bound (goal {100 * BOUND_SHARE:.0f}%): "
                    f"{_met(r_med >= BOUND_SHARE and r_fix >= BOUND_SHARE)}")
     return out
