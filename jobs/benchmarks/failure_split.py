@@ -27,11 +27,10 @@ import torch  # noqa: E402
 from pipeline import config as config_mod  # noqa: E402
 from pipeline import metrics  # noqa: E402
 from pipeline.bench.memory import load_clips, ordered_batches  # noqa: E402
-from pipeline.config.files import read_yaml  # noqa: E402
-from pipeline.dmt.state import make_state  # noqa: E402
 from pipeline.dmt.step import predict_maps  # noqa: E402
 from pipeline.engine.batches import to_torch  # noqa: E402
 from pipeline.engine.evaluation import reported_role  # noqa: E402
+from pipeline.engine.offline import load_state  # noqa: E402
 
 
 def shares_colour(clip: dict) -> bool:
@@ -43,11 +42,8 @@ def shares_colour(clip: dict) -> bool:
 
 def score_checkpoint(path: Path, batches: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """(passed (N,) bool under the median rule, peak in box (N,) bool) over ``batches``."""
-    saved = torch.load(path, weights_only=True)
-    cfg = config_mod.from_dict(saved["config"])
-    state = make_state(cfg.model, cfg.dmt, cfg.optim, "cpu", sample_rate=cfg.data.sample_rate,
-                       precision=cfg.train.precision)
-    state.load_state_dict(saved["state"])
+    state, cfg, _ = load_state(path)
+    state.precision = cfg.train.precision  # scored under the row's autocast, as the bench scored it
     role = reported_role(state.method, cfg.dmt.eval_model)
     passed, pointed = [], []
     with torch.no_grad():
@@ -66,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     out = Path(args.out)
     torch.set_num_threads(1)
-    cfg = config_mod.from_dict(read_yaml(out / "config.yaml"))
+    cfg = config_mod.load(out / "config.yaml")
     paths = config_mod.data_paths(cfg.data)
     clips = load_clips(paths.shards, cfg.model.image_size)
     batches = list(ordered_batches(clips, clips.test, 50))
