@@ -148,11 +148,12 @@ def _record(row: BenchRow, cfg_row: config_mod.Config, result: dict[str, Any], o
             "history": result["history"], "mlflow_run_id": run_id}
 
 
-def _next_ready(todo: list[BenchRow], results: dict[str, Any], running: set[str]
-                ) -> BenchRow | None:
-    """A compute-matched row as soon as its DMT row is training or done (it trains beside it,
-    and an interrupted benchmark has whole comparisons), else the next row of the plan."""
-    matched = [r for r in todo if r.budget_of in results or r.budget_of in running]
+def _next_ready(todo: list[BenchRow], results: dict[str, Any], running: set[str],
+                follow: bool = True) -> BenchRow | None:
+    """A compute-matched row as soon as its DMT row is training (``follow``: it trains beside
+    it) or done (an interrupted benchmark has whole comparisons), else the next row of the plan.
+    ``follow`` is off under an annealed schedule, which needs the budget when the row starts."""
+    matched = [r for r in todo if r.budget_of in results or (follow and r.budget_of in running)]
     return matched[0] if matched else next((r for r in todo if r.budget_of is None), None)
 
 
@@ -196,7 +197,8 @@ def _run_quality(cfg: config_mod.Config, rows: list[BenchRow], out: Path, fresh:
     failed: list[str] = []
     while todo or running:
         while len(running) < parallel and (row := _next_ready(
-                todo, results, {r.key for r, _, _ in running.values()})) is not None:
+                todo, results, {r.key for r, _, _ in running.values()},
+                follow=cfg.optim.schedule == "constant")) is not None:
             todo.remove(row)
             cfg_row = row_config(cfg, row)
             budget = results[row.budget_of]["train_cpu_s"] if row.budget_of in results else None

@@ -47,7 +47,7 @@ SCORE_BATCH = 64
 HISTORY_KEYS = ("train/loss_total", "train/loss_sup", "train/loss_pseudo", "train/loss_con",
                 "train/kept", "train/filtered", "train/consensus_iou", "train/pseudo_iou_all",
                 "train/pseudo_iou_kept", "train/pseudo_area", "train/area_ratio_kept",
-                "train/samples_per_s")
+                "train/samples_per_s", "train/lr")
 
 
 def row_indices(clips: ClipArrays, row: BenchRow, data_seed: int
@@ -90,6 +90,20 @@ def _history_entry(epoch: int, stage: int, metrics: dict[str, float], cpu_s: flo
     return entry
 
 
+def budget_progress(cfg, budget: FixedBudget | FollowedBudget | None, cpu0: float
+                    ) -> Callable[[], float] | None:
+    """The schedule's progress of a compute-matched row: CPU seconds spent over its budget, so
+    it anneals over the compute it is given (None: a row planned in steps). An annealed
+    schedule needs the budget in advance: a matched row then waits for its reference to finish
+    (``quality._next_ready``) instead of following it (``FollowedBudget``)."""
+    if budget is None or cfg.optim.schedule == "constant":
+        return None
+    if not isinstance(budget, FixedBudget):
+        raise ValueError(f"optim.schedule={cfg.optim.schedule} anneals a compute-matched row "
+                         "over its CPU budget, which must be known when it starts")
+    return lambda: (time.process_time() - cpu0) / max(budget.cpu_s, 1e-9)
+
+
 def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, threads: int = 1,
               budget: FixedBudget | FollowedBudget | None = None, data_seed: int = 0,
               publish: Callable[[float, str], None] | None = None) -> dict[str, Any]:
@@ -115,9 +129,10 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
     to_device = lambda b: to_torch(b, state.device)  # noqa: E731
     history: list[dict[str, float]] = []
     cpu0, wall0 = time.process_time(), time.perf_counter()
+    progress = budget_progress(cfg, budget, cpu0)
     for epoch in range(total_epochs(cfg)):
         stage = stage_of(epoch, cfg)
-        metrics = run_epoch(state, cfg, stage, labeled, unlabeled, to_device)
+        metrics = run_epoch(state, cfg, stage, labeled, unlabeled, to_device, progress)
         cpu_s = time.process_time() - cpu0
         history.append(_history_entry(epoch, stage, metrics, cpu_s))
         if publish is not None:

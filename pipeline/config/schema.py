@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import methods as _methods
+from pipeline.engine.schedule import SCHEDULES
 
 
 class ConfigError(ValueError):
@@ -146,6 +147,9 @@ class DMTConfig:
 @dataclass
 class OptimConfig:
     lr: float = _f(1e-3, lo=0.0, hi=1.0)
+    schedule: str = _f("constant", choices=SCHEDULES,
+                       help="learning rate over the run: constant, or cosine annealing to 0 over "
+                            "stage1 + stage2 epochs (pipeline.engine.schedule)")
     weight_decay: float = _f(1e-4, lo=0.0, hi=1.0)
     batch_size: int = _f(32, lo=1, help="labeled clips per step and worker")
     unlabeled_ratio: float = _f(1.0, lo=0.0, help="unlabeled clips per labeled clip in a step")

@@ -1,6 +1,7 @@
 """The training engine without Ray: what every trainer shares, in plain PyTorch and pyarrow.
 
-- ``loop``: seeding, the schedule (``stage_of``, ``total_epochs``), ``run_epoch``, progress;
+- ``loop``: seeding, the stages (``stage_of``, ``total_epochs``), ``run_epoch``, progress;
+- ``schedule``: the learning rate over a run (``optim.schedule``: constant or cosine);
 - ``batches``: shard rows -> model batches (``ToTrainingBatch``), tensors on a device;
 - ``evaluation``: scores of a state on batches, with the trivial predictors;
 - ``checkpoint``: the ``state.pt`` format (``torch.load(weights_only=True)``);

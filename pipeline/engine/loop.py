@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pipeline.dmt.step import dmt_step, finite_mean, stage1_step
+from pipeline.engine.schedule import lr_factor, set_lr, step_progress
 from pipeline.methods import method_of
 
 
@@ -48,13 +49,18 @@ def unlabeled_batch_size(cfg) -> int:
 
 
 def run_epoch(state, cfg, stage: int, labeled: Iterator[dict], unlabeled: Iterator[dict] | None,
-              to_device: Callable[[dict], dict]) -> dict[str, float]:
-    """``steps_per_epoch`` steps; returns the epoch means of the step statistics, and the time
-    spent waiting for data (``data_wait_frac``) and samples per second."""
+              to_device: Callable[[dict], dict],
+              progress: Callable[[], float] | None = None) -> dict[str, float]:
+    """``steps_per_epoch`` steps; returns the epoch means of the step statistics, the time
+    spent waiting for data (``data_wait_frac``), samples per second and the last step's rate.
+
+    ``optim.schedule`` sets the rate before every step from ``progress()`` (0 -> 1 over the run;
+    default: ``state.step`` over the planned steps, ``pipeline.engine.schedule``)."""
     stats: dict[str, list[float]] = {}
     wait = busy = 0.0
     samples = 0
     for _ in range(cfg.train.steps_per_epoch):
+        _schedule_lr(state, cfg, progress)
         t0 = time.perf_counter()
         lab = to_device(next(labeled))
         unl = to_device(next(unlabeled)) if (unlabeled is not None and stage == 2) else None
@@ -71,7 +77,15 @@ def run_epoch(state, cfg, stage: int, labeled: Iterator[dict], unlabeled: Iterat
     out = {f"train/{k}": finite_mean(v) for k, v in stats.items()}
     out["train/data_wait_frac"] = wait / max(wait + busy, 1e-9)
     out["train/samples_per_s"] = samples / max(wait + busy, 1e-9)
+    out["train/lr"] = float(state.optimizer.param_groups[0]["lr"])
     return out
+
+
+def _schedule_lr(state, cfg, progress: Callable[[], float] | None) -> None:
+    if cfg.optim.schedule == "constant":
+        return  # the optimiser keeps optim.lr (and a checkpoint's rate) untouched
+    p = progress() if progress is not None else step_progress(state.step, cfg)
+    set_lr(state.optimizer, cfg.optim.lr * lr_factor(cfg.optim.schedule, p))
 
 
 def weights_digest(module: torch.nn.Module) -> str:

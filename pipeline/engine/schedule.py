@@ -1,0 +1,50 @@
+"""The learning-rate schedule (``optim.schedule``): the optimiser's rate as a function of how far
+a run has got, so a resumed run needs no scheduler state (the rate follows from ``state.step``).
+
+- ``constant``: ``optim.lr`` throughout (the optimiser is never touched).
+- ``cosine``: ``optim.lr * (1 + cos(pi * p)) / 2`` for progress ``p`` in [0, 1], held at 0 past
+  the end (cosine annealing without restarts, Loshchilov & Hutter 2017). The rate is set before
+  every step from ``p = steps done / steps planned``, the plan being ``stage1 + stage2`` epochs
+  of ``steps_per_epoch`` for every method; in DMT the students anneal across both stages and
+  the EMA teachers settle with them.
+
+A run whose length is a CPU-time budget instead of a step count (the benchmark's compute-matched
+pair) passes its own progress (CPU seconds spent / budget), so it anneals over the compute it is
+given, as the row it is matched to anneals over its steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+# Torch-free at import: the config schema reads SCHEDULES.
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, progress: float) -> float:
+    """Multiplier of ``optim.lr`` at ``progress`` (0: first step; 1: end of the plan)."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        p = min(max(progress, 0.0), 1.0)
+        return 0.5 * (1.0 + math.cos(math.pi * p))
+    raise ValueError(f"optim.schedule: {schedule!r} is not one of {', '.join(SCHEDULES)}")
+
+
+def planned_steps(cfg) -> int:
+    """Steps of the whole run: ``(stage1_epochs + stage2_epochs) * steps_per_epoch``."""
+    return (cfg.train.stage1_epochs + cfg.train.stage2_epochs) * cfg.train.steps_per_epoch
+
+
+def step_progress(step: int, cfg) -> float:
+    """Progress of a run planned in steps, after ``step`` steps."""
+    return step / max(planned_steps(cfg), 1)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
