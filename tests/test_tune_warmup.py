@@ -50,6 +50,9 @@ def test_only_stage2_keys_share_the_warmup_and_its_grace_epochs():
     for other in ("dmt.lambda_c", "dmt.color_jitter", "optim.lr"):  # stage 1 reads these
         wider = {**space, other: {"uniform": [0.1, 0.5]}}
         assert not warmup.shares_warmup(cfg, wider) and sweep.grace_epochs(cfg, wider, 10) == 2
+    C.set_key(cfg, "optim.schedule", "cosine")  # the warm-up run would anneal too early
+    assert not warmup.shares_warmup(cfg, space) and sweep.grace_epochs(cfg, space, 10) == 6
+    C.set_key(cfg, "optim.schedule", "constant")
     C.set_key(cfg, "tune.share_warmup", False)
     assert not warmup.shares_warmup(cfg, space) and sweep.grace_epochs(cfg, space, 10) == 6
     ezvsl = C.load(None, ["dmt.method=ezvsl"])

@@ -33,7 +33,10 @@ def stage1_is_common(cfg: config_mod.Config, space: dict[str, Any]) -> bool:
 
 
 def shares_warmup(cfg: config_mod.Config, space: dict[str, Any]) -> bool:
-    return cfg.tune.share_warmup and stage1_is_common(cfg, space)
+    """Stage 1 is common and may run once: not under an annealed learning rate, planned over
+    both stages, which the warm-up run (cut to stage 1) would anneal over stage 1 alone."""
+    return (cfg.tune.share_warmup and cfg.optim.schedule == "constant"
+            and stage1_is_common(cfg, space))
 
 
 def warmup_config(cfg: config_mod.Config) -> config_mod.Config:
