@@ -15,7 +15,8 @@ from pipeline import config as C
 from pipeline.bench import budget
 from pipeline.bench.memory import ClipArrays
 from pipeline.bench.plan import BenchRow
-from pipeline.engine.schedule import lr_factor, planned_steps, step_progress
+from pipeline.engine.loop import planned_steps, step_progress
+from pipeline.engine.schedule import lr_factor
 
 REPO = Path(__file__).resolve().parents[1]
 

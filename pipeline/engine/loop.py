@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pipeline.dmt.step import dmt_step, finite_mean, stage1_step
-from pipeline.engine.schedule import lr_factor, set_lr, step_progress
+from pipeline.engine.schedule import lr_factor, set_lr
 from pipeline.methods import method_of
 
 
@@ -30,6 +30,16 @@ def seed_everything(seed: int) -> None:
 def total_epochs(cfg) -> int:
     """Every method runs ``stage1_epochs + stage2_epochs`` epochs (see ``pipeline.methods``)."""
     return cfg.train.stage1_epochs + cfg.train.stage2_epochs
+
+
+def planned_steps(cfg) -> int:
+    """Steps of the whole run: ``total_epochs`` of ``steps_per_epoch``."""
+    return total_epochs(cfg) * cfg.train.steps_per_epoch
+
+
+def step_progress(step: int, cfg) -> float:
+    """Progress of a run planned in steps, after ``step`` steps (the schedule's default)."""
+    return step / max(planned_steps(cfg), 1)
 
 
 def stage_of(epoch: int, cfg) -> int:

@@ -4,8 +4,8 @@ a run has got, so a resumed run needs no scheduler state (the rate follows from 
 - ``constant``: ``optim.lr`` throughout (the optimiser is never touched).
 - ``cosine``: ``optim.lr * (1 + cos(pi * p)) / 2`` for progress ``p`` in [0, 1], held at 0 past
   the end (cosine annealing without restarts, Loshchilov & Hutter 2017). The rate is set before
-  every step from ``p = steps done / steps planned``, the plan being ``stage1 + stage2`` epochs
-  of ``steps_per_epoch`` for every method; in DMT the students anneal across both stages and
+  every step from ``p = steps done / steps planned`` (``engine.loop.step_progress``: the run's
+  ``total_epochs`` of ``steps_per_epoch``); in DMT the students anneal across both stages and
   the EMA teachers settle with them.
 
 A run whose length is a CPU-time budget instead of a step count (the benchmark's compute-matched
@@ -33,16 +33,6 @@ def lr_factor(schedule: str, progress: float) -> float:
         p = min(max(progress, 0.0), 1.0)
         return 0.5 * (1.0 + math.cos(math.pi * p))
     raise ValueError(f"optim.schedule: {schedule!r} is not one of {', '.join(SCHEDULES)}")
-
-
-def planned_steps(cfg) -> int:
-    """Steps of the whole run: ``(stage1_epochs + stage2_epochs) * steps_per_epoch``."""
-    return (cfg.train.stage1_epochs + cfg.train.stage2_epochs) * cfg.train.steps_per_epoch
-
-
-def step_progress(step: int, cfg) -> float:
-    """Progress of a run planned in steps, after ``step`` steps."""
-    return step / max(planned_steps(cfg), 1)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
