@@ -40,13 +40,14 @@ def test_every_varied_category_is_drawable_filling_its_box():
     assert len(CATEGORIES) == 24 and len({c.shape for c in CATEGORIES}) == 24
     pitches = [c.f0 for c in CATEGORIES]
     assert pitches == sorted(pitches) and min(np.diff(np.log2(pitches))) * 12 > 2.4
+    angles = (-180, -135, -30, 0, 17, 45, 90, 170)  # data.synth.rotation reaches 180
     for cat in CATEGORIES:
-        for k, texture in enumerate(TEXTURES):
-            look = Look((200, 30, 30), (20, 20, 20), texture, (-30, 0, 17, 45)[k], k % 2 == 1)
+        for k, angle in enumerate(angles):
+            look = Look((200, 30, 30), (20, 20, 20), TEXTURES[k % 4], angle, k % 3 == 1)
             mask, rgb = sprite(cat.shape, look, 41, 33)
             ys, xs = np.nonzero(mask)
-            assert (ys.min(), ys.max(), xs.min(), xs.max()) == (0, 32, 0, 40), cat.name
-            assert 0.2 < mask.mean() <= 1.0 and rgb.shape == (33, 41, 3), cat.name
+            assert (ys.min(), ys.max(), xs.min(), xs.max()) == (0, 32, 0, 40), (cat.name, angle)
+            assert 0.2 < mask.mean() <= 1.0 and rgb.shape == (33, 41, 3), (cat.name, angle)
 
 
 def test_offscreen_clips_are_unlabeled_and_carry_no_box_of_their_sound():

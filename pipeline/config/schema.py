@@ -59,7 +59,8 @@ class SynthConfig:
                              "moves within its category's band (bands are 2.5 apart)")
     look_share: float = _f(0.3, lo=0.0, hi=1.0, help="version 2: probability a distractor "
                            "wears the sounder's colour")
-    rotation: float = _f(30.0, lo=0.0, hi=45.0, help="version 2: largest rotation, degrees")
+    rotation: float = _f(30.0, lo=0.0, hi=180.0, help="version 2: largest rotation, "
+                         "degrees (180: any pose)")
     overlap: float = _f(0.35, lo=0.0, hi=0.9, help="version 2: fraction of an object's box "
                         "that may lie under the boxes placed before it (drawn in random order)")
     workers: int = _f(0, lo=0, help="parallel writer processes (0: all CPUs)")

@@ -23,7 +23,8 @@ object or clip draws its own member of them, so covering a category takes many e
   sound's category is not in the frame and the clip has no box (the noisy pairs noise filtering
   exists for). Labeled and test clips always show their sound.
 
-Up to 24 categories (shapes of ``varied_shapes``, rotation-distinct at moderate angles).
+Up to 24 categories (shapes of ``varied_shapes``, rotation-distinct at moderate angles; from
+about 40 degrees a turned square is the diamond, which a frame holding both cannot tell apart).
 """
 
 from __future__ import annotations
