@@ -19,7 +19,7 @@ from pipeline.dmt import (
     stage1_step,
     teacher_maps,
 )
-from tests.test_dmt_parts import NO_AUG, Wrapper
+from tests.dmt_helpers import NO_AUG, Wrapper
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

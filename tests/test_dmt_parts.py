@@ -24,23 +24,9 @@ from pipeline.dmt import (
     pseudo_label_stats,
     strong_frames,
 )
+from tests.dmt_helpers import NO_AUG, Wrapper
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-NO_AUG = dict(color_jitter=0.0, blur_prob=0.0, gray_prob=0.0, flip_prob=0.0, time_mask=0.0,
-              freq_mask=0.0)
-
-
-class Wrapper(nn.Module):
-    """Stands in for DistributedDataParallel: holds the network as ``.module``."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.module = module
-
-    def forward(self, *args, **kwargs):
-        return self.module(*args, **kwargs)
-
 
 # ----------------------------------------------------------------------------- EMA
 
