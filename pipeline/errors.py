@@ -2,6 +2,15 @@
 ``dmt`` entry point imports this module before any command runs)."""
 
 
+class ClipError(Exception):
+    """A clip that cannot be turned into a row; ``reason`` says why (one line). It becomes a
+    quarantined entry, never a crash of the run (``pipeline.data.decode``)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ShardsError(ValueError):
     """A shards folder that cannot be trained or evaluated on: the message names the file and
     what is wrong (``pipeline.data.verify``)."""

@@ -1,7 +1,8 @@
 """Render one frame of a video to PNG with its annotated boxes drawn, to look at a scene.
 
-The frame is decoded with decord, as preprocessing does: by default the middle frame
-(``vr[len(vr) // 2]``), which is the frame the annotations describe. Boxes come from a VGG-SS
+The frame is decoded as preprocessing decodes it (``pipeline.data.decode.displayed_frame``: the
+picture a player shows, turned as the display matrix says): by default the middle frame, which
+is the frame the annotations describe. Boxes come from a VGG-SS
 style JSON (``annotations.json`` of ``dmt synth``); by default the one next to the video's folder.
 """
 
@@ -17,7 +18,7 @@ BOX_COLOUR = (0, 255, 0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", help="an mp4 (or anything decord reads)")
+    parser.add_argument("video", help="a video file (any container ffmpeg reads)")
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--annotations", help="VGG-SS JSON with this clip's boxes "
                         "(default: ../annotations.json next to the video's folder, if present)")
@@ -34,21 +35,21 @@ def _boxes(annotations: Path, clip: str) -> tuple[str, list[list[float]]] | None
 
 
 def run(args: argparse.Namespace) -> int:
-    import decord
     from PIL import Image, ImageDraw
+
+    from pipeline.data.decode import ClipError, displayed_frame
 
     video = Path(args.video)
     if not video.is_file():
         print(f"dmt frame: no such video: {video}", file=sys.stderr)
         return 2
-    reader = decord.VideoReader(str(video))
-    count = len(reader)
-    index = count // 2 if args.time is None else round(args.time * reader.get_avg_fps())
-    if not 0 <= index < count:
-        print(f"dmt frame: --time {args.time} is outside the clip ({count} frames, "
-              f"{count / reader.get_avg_fps():.2f} s)", file=sys.stderr)
+    try:
+        frame = displayed_frame(video, -1.0 if args.time is None else args.time)
+    except ClipError as exc:
+        print(f"dmt frame: {video}: {exc.reason}", file=sys.stderr)
         return 2
-    image = Image.fromarray(reader[index].asnumpy())
+    image = Image.fromarray(frame.image)
+    index, count = frame.index, frame.num_frames
 
     annotations = Path(args.annotations) if args.annotations else \
         video.resolve().parent.parent / "annotations.json"

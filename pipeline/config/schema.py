@@ -90,8 +90,8 @@ class DataConfig:
     audio_seconds: float = _f(3.0, lo=0.1)
     sample_rate: int = _f(16000, lo=8000)
     store_spectrogram: bool = _f(False)
-    max_duration_s: float = _f(1800.0, lo=1.0, help="longer clips are quarantined (their audio "
-                               "track is decoded whole)")
+    max_duration_s: float = _f(1800.0, lo=1.0, help="longer files are quarantined (a recording "
+                               "in the wrong folder, not a clip)")
     max_frame_pixels: int = _f(40_000_000, lo=1024, help="larger frames are quarantined")
     rows_per_file: int = _f(1000, lo=1)
     decode_concurrency: int = _f(2, lo=1, help="Ray Data decode tasks at once")

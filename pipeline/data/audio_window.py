@@ -1,26 +1,53 @@
-"""The audio window of a clip: decord, checked for its sample count, else PyAV.
+"""The audio window of a clip: mono at the asked-for rate, centred on the frame's time.
 
-See :mod:`pipeline.data.media` for why decoders are checked.
+The samples are the ones a full decode of the track gives (ffmpeg's resampler and downmix,
+PyAV ``AudioResampler``, applied from the track's first sample): sample ``k`` of the output
+lies at ``track start + k / rate``. Two ways to get them, chosen per stream:
+
+- **Seek** where the container stamps audio to the sample (a time base at least as fine as
+  the sample rate: MP4/MOV, MPEG-TS/PS, Ogg, WAV): decode from a little before the window,
+  drop source samples up to the next point the source and output sample grids share (441
+  samples at 44.1 kHz -> 16 kHz, i.e. 10 ms) and resample from there, so the window's
+  samples are the full decode's samples. Cost: the window, not the clip.
+- **From the start** where timestamps are coarser than a sample (Matroska/WebM, FLV and ASF
+  store milliseconds: after a seek the position is only known to half a millisecond, 8
+  samples at 16 kHz), or when a seek lands after the window: decode the track from its
+  first sample, as a player does (about 0.6 ms per second of AAC here).
+
+See :mod:`pipeline.data.media` for the timeline.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
-from pipeline.data.media import DECORD, PYAV, ClipError, import_decord, short_error
+from pipeline.data.media import (
+    FROM_START,
+    SEEK,
+    ClipError,
+    Media,
+    Span,
+    decode,
+    seconds,
+    short_error,
+)
+
+# Decoding starts this much before the window: the resampler's filter and a codec's overlap
+# (AAC, MP3, Vorbis frames overlap their neighbours) settle before the first kept sample.
+LEAD_SECONDS = 0.25
 
 
 @dataclass
 class AudioWindow:
     wave: np.ndarray  # (need,) float32 mono, clipped to [-1, 1]
-    offset: float  # start of the window in the track, seconds (0 when tiled)
+    offset: float  # time of the window's first sample on the row's timeline (0 when tiled)
     tiled: bool
-    track_seconds: float  # length of the decoded track
-    decoder: str
-    fallback_reason: str = ""
+    track_seconds: float  # length of the track
+    decoder: str  # SEEK, or FROM_START
 
 
 def window_start(total: int, need: int, centre: int) -> int:
@@ -29,82 +56,142 @@ def window_start(total: int, need: int, centre: int) -> int:
     return min(max(centre - need // 2, 0), total - need)
 
 
-def centre_sample(total: int, sr: int, centre_time: float | None) -> int:
-    """The window's centre in samples: ``centre_time`` seconds, or the middle of the track when
-    the frame's time is unknown (the frames+audio layout)."""
-    return total // 2 if centre_time is None else int(round(centre_time * sr))
+def tile(track: np.ndarray, need: int) -> np.ndarray:
+    """A track shorter than the window, repeated from its start (EZ-VSL's ``np.tile``)."""
+    return np.tile(track, math.ceil(need / len(track)))[:need]
 
 
-def cut_window(track: np.ndarray, sr: int, centre_time: float | None, seconds: float
-               ) -> tuple[np.ndarray, float, bool]:
-    """(wave, offset, tiled) of a mono track (N,): the window centred on ``centre_time`` (None:
-    the track's middle), or the track tiled from its start when it is shorter than the window
-    (EZ-VSL's ``np.tile``)."""
-    need = int(round(seconds * sr))
-    total = len(track)
-    if total >= need:
-        start = window_start(total, need, centre_sample(total, sr, centre_time))
-        return track[start:start + need], start / sr, False
-    return np.tile(track, math.ceil(need / total))[:need], 0.0, True
+def stamps_samples(stream) -> bool:
+    """The container's audio timestamps can name every sample (time base at least as fine as
+    the sample period), so a seek's landing point is known exactly."""
+    rate = int(stream.codec_context.sample_rate or stream.sample_rate or 0)
+    return rate > 0 and stream.time_base is not None and stream.time_base <= Fraction(1, rate)
 
 
-def read_audio_window(path: str, sr: int, centre_time: float | None, seconds: float
-                      ) -> AudioWindow:
-    """The window around ``centre_time`` (None: the track's middle) by decord if it has the
-    right sample count in one channel, else by PyAV. Any container ffmpeg reads: a video's
-    audio track, or a WAV of any rate and channel count (resampled, downmixed)."""
-    decord = import_decord()
-    need = int(round(seconds * sr))
-    why = ""
+def read_audio_window(media: Media, index: int, span: Span, origin: float, sr: int,
+                      centre: float | None, window_seconds: float) -> AudioWindow:
+    """The ``window_seconds`` window of stream ``index`` centred on ``centre`` seconds of the
+    row's timeline (None: the middle of the track), shifted inward at the track's ends, or the
+    whole track tiled when it is shorter than the window."""
+    need = int(round(window_seconds * sr))
+    total = int(math.floor(span.length * sr + 1e-6))
+    middle = span.start + span.length / 2 if centre is None else origin + centre
+    wanted = window_start(total, need, int(round((middle - span.start) * sr)))
     try:
-        ar = decord.AudioReader(path, ctx=decord.cpu(0), sample_rate=sr, mono=True)
-        total = int(ar.shape[1])
-        if total <= 0:
-            raise ClipError("audio stream decodes to 0 samples")
-        if total >= need:
-            start = window_start(total, need, centre_sample(total, sr, centre_time))
-            raw = ar[start:start + need].asnumpy()
-            wave, offset, tiled = raw, start / sr, False
+        landed = None
+        if total >= need and stamps_samples(media.stream(index)):
+            landed = _seek_window(media, index, span.start, sr, wanted, need)
+        if landed is not None:
+            track, k0, decoder = *landed, SEEK
         else:
-            raw = ar[0:total].asnumpy()
-            wave, offset, tiled = raw, 0.0, True
-        del ar
-        if raw.ndim == 2 and raw.shape[0] == 1 and raw.shape[1] == min(total, need):
-            if tiled:
-                wave, _, _ = cut_window(raw[0], sr, centre_time, seconds)
-            else:
-                wave = raw[0]
-            return AudioWindow(_clean(wave), offset, tiled, total / sr, DECORD)
-        why = (f"decord returned audio of shape {tuple(raw.shape)}, the window needs "
-               f"(1, {min(total, need)})")
+            media.rewind()
+            track, _ = _resampled(media.container, media.stream(index), span.end, sr)
+            k0, decoder = 0, FROM_START
     except ClipError:
         raise
-    except Exception as exc:  # noqa: BLE001
-        why = f"decord cannot read the audio: {short_error(exc)}"
-    return _pyav_audio(path, sr, centre_time, seconds, why)
-
-
-def _pyav_audio(path: str, sr: int, centre_time: float | None, seconds: float, why: str
-                ) -> AudioWindow:
-    import av
-
-    try:
-        with av.open(path) as container:
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
-            chunks = [out.to_ndarray().reshape(-1) for frame in container.decode(stream)
-                      for out in resampler.resample(frame)]
-            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    except Exception as exc:  # noqa: BLE001
-        raise ClipError(f"unreadable audio: {why}; pyav: {short_error(exc)}") from None
-    track = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    except Exception as exc:  # noqa: BLE001 - a decoder error names the clip's problem
+        raise ClipError(f"unreadable audio: {short_error(exc)}") from None
     if not len(track):
         raise ClipError("audio stream decodes to 0 samples")
-    wave, offset, tiled = cut_window(track, sr, centre_time, seconds)
-    if wave.shape != (int(round(seconds * sr)),):
-        raise ClipError(f"audio window has {wave.shape} samples, expected "
-                        f"{int(round(seconds * sr))}")
-    return AudioWindow(_clean(wave), offset, tiled, len(track) / sr, PYAV, why)
+    if k0 == 0 and len(track) < need:
+        return AudioWindow(_clean(tile(track, need)), 0.0, True, len(track) / sr, decoder)
+    if k0 == 0:  # the whole track: its real length decides where the window fits
+        wanted = window_start(len(track), need, int(round((middle - span.start) * sr)))
+    wave = track[wanted - k0:wanted - k0 + need]
+    if len(wave) != need:
+        raise ClipError(f"audio ends {(len(track) + k0) / sr:.3f} s into the track, before "
+                        f"the window that its packets promised")
+    return AudioWindow(_clean(wave), span.start + wanted / sr - origin, False,
+                       span.length, decoder)
+
+
+def _seek_window(media: Media, index: int, start: float, sr: int, wanted: int, need: int):
+    """(samples, k0): output samples ``k0, k0 + 1, ...`` of the track (sample 0 at ``start``)
+    covering [``wanted``, ``wanted + need``), decoded from a seek; None when the container
+    refuses the seek or it lands after the window."""
+    stream = media.stream(index)
+    rate = int(stream.codec_context.sample_rate or stream.sample_rate)
+    first = start + wanted / sr
+    if first - LEAD_SECONDS <= start or not media.seek(first - LEAD_SECONDS, index):
+        return None
+    # The grids meet every `step` source samples (= `out_step` output samples).
+    step = rate // math.gcd(rate, sr)
+    out_step = sr // math.gcd(rate, sr)
+    source, t0 = _source(media.container, media.stream(index), first + need / sr + LEAD_SECONDS)
+    if t0 is None:
+        return None
+    n0 = int(round((t0 - start) * rate))  # exact: the timestamps name samples
+    drop = (-n0) % step
+    k0 = (n0 + drop) // step * out_step
+    if k0 > wanted or source.shape[1] <= drop:
+        return None
+    mono = _resample_array(source[:, drop:], rate, sr)
+    if k0 + len(mono) < wanted + need:
+        return None  # the file ends before the window: the whole track decides
+    return mono, k0
+
+
+def _source(container, stream, until: float) -> tuple[np.ndarray, float | None]:
+    """Decoded source samples from the current position to ``until`` seconds, as float32
+    (channels, n) at the stream's own rate, and the time of the first; (empty, None) when
+    nothing decoded."""
+    import av  # PyAV only where clips are decoded (see media.py)
+
+    planar = None
+    chunks, t0 = [], None
+    for frame in decode(container, stream):
+        t = seconds(frame.pts, frame.time_base or stream.time_base)
+        if t0 is None:
+            if t is None:
+                continue  # no timestamp yet: cannot place these samples
+            t0 = t
+            planar = av.AudioResampler(format="fltp", layout=frame.layout.name,
+                                       rate=frame.sample_rate)
+        chunks.extend(out.to_ndarray() for out in planar.resample(frame))
+        if t is not None and t + frame.samples / frame.sample_rate >= until:
+            break
+    if planar is not None:
+        chunks.extend(out.to_ndarray() for out in planar.resample(None))
+    if not chunks:
+        return np.zeros((1, 0), np.float32), None
+    return np.concatenate(chunks, axis=1).astype(np.float32), t0
+
+
+def _resample_array(source: np.ndarray, rate: int, sr: int) -> np.ndarray:
+    """(channels, n) float32 at ``rate`` -> mono at ``sr`` with ffmpeg's downmix and resampler
+    (the same conversion a full decode applies)."""
+    import av
+
+    layouts = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
+    layout = layouts.get(source.shape[0], f"{source.shape[0]}c")
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(source), format="fltp",
+                                       layout=layout)
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+    out = [o.to_ndarray().reshape(-1) for o in resampler.resample(frame)]
+    out += [o.to_ndarray().reshape(-1) for o in resampler.resample(None)]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+
+
+def _resampled(container, stream, until: float, sr: int) -> tuple[np.ndarray, float | None]:
+    """Decode from the current position until ``until`` seconds (or the end), downmixed and
+    resampled: (samples, time of the first one; None when nothing decoded)."""
+    import av
+
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+    chunks, t0 = [], None
+    for frame in decode(container, stream):
+        t = seconds(frame.pts, frame.time_base or stream.time_base)
+        if t0 is None:
+            if t is None:
+                continue  # no timestamp yet: cannot place these samples
+            t0 = t
+        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+        if t is not None and t + frame.samples / frame.sample_rate >= until + LEAD_SECONDS:
+            break
+    chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    track = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return track, t0
 
 
 def _clean(wave: np.ndarray) -> np.ndarray:

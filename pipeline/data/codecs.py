@@ -9,6 +9,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.data import schema
+from pipeline.data.orientation import Orientation, from_exif
+from pipeline.errors import ClipError
+
+EXIF_ORIENTATION = 0x0112  # the TIFF/EXIF tag
 
 
 def encode_jpeg(frame: np.ndarray, quality: int = schema.JPEG_QUALITY) -> bytes:
@@ -31,12 +35,11 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 MAX_FRAME_PIXELS = 40_000_000  # data.max_frame_pixels: 8K is 33 MP; 20,000 x 20,000 is 400 MP
 
 
-def read_image(path, max_pixels: int = MAX_FRAME_PIXELS) -> np.ndarray:
-    """A frame image file (JPEG, PNG) -> uint8 HxWx3 RGB, checked; ClipError naming why not.
-    An image of more than ``max_pixels`` is refused from its header, before decoding."""
-    from PIL import Image, UnidentifiedImageError
-
-    from pipeline.data.media import ClipError
+def read_image(path, max_pixels: int = MAX_FRAME_PIXELS) -> tuple[np.ndarray, Orientation]:
+    """A frame image file (JPEG, PNG) -> (uint8 HxWx3 RGB as a viewer shows it, the EXIF
+    orientation that was applied), checked; ClipError naming why not. An image of more than
+    ``max_pixels`` is refused from its header, before decoding."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
@@ -44,7 +47,8 @@ def read_image(path, max_pixels: int = MAX_FRAME_PIXELS) -> np.ndarray:
             if width * height > max_pixels:
                 raise ClipError(f"frame image of {width}x{height} pixels, over "
                                 f"data.max_frame_pixels={max_pixels}")
-            frame = np.asarray(img.convert("RGB"))
+            orientation = from_exif(img.getexif().get(EXIF_ORIENTATION))
+            frame = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
     except Image.DecompressionBombError:  # Pillow's own bound (2 x 89 MP), met at open
         raise ClipError(f"frame image of more than {2 * Image.MAX_IMAGE_PIXELS} pixels, over "
                         f"data.max_frame_pixels={max_pixels}") from None
@@ -54,7 +58,7 @@ def read_image(path, max_pixels: int = MAX_FRAME_PIXELS) -> np.ndarray:
         raise ClipError(f"unreadable frame image: {text[:120]}") from None
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
         raise ClipError(f"frame image decodes to shape {frame.shape}, expected HxWx3")
-    return frame
+    return frame, orientation
 
 
 def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:

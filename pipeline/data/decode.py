@@ -5,23 +5,26 @@
 split and never raises: a failure becomes a row whose ``error`` column holds the reason.
 :class:`ClipDecoder` applies :func:`make_row` to a batch (the ``map_batches`` callable).
 
-What is taken from a clip (EZ-VSL conventions, see reference/DMT.md section 5):
+What is taken from a clip (the field's convention, docs/method.md "Inputs"), all by PyAV and
+on the timeline of :mod:`pipeline.data.media` (0 = the container's start, as a player shows):
 
-- Frame (``video_frame.read_frame``): frame ``num_frames // 2`` or, when ``frame_time >= 0``, the
-  last frame starting at or before ``frame_time`` seconds (past the end -> error, never another
-  frame); decord, checked against the container's frame size, PyAV when decord's frame fails
-  the check. Resized (bicubic) so the short side is ``frame_short_side``, aspect kept, stored as
-  JPEG quality 90.
+- Frame (``video_frame.read_frame``): the frame shown at the middle of the video stream (for a
+  constant-rate video of n frames, frame n // 2) or, when ``frame_time >= 0``, the frame shown
+  at ``frame_time`` seconds (past the end -> error, never another frame); turned and mirrored
+  as its display matrix says (``display_rotation``, ``display_hflip``). Resized (bicubic) so
+  the short side is ``frame_short_side``, aspect kept, stored as JPEG quality 90.
 - Audio (``audio_window.read_audio_window``): mono at ``sample_rate`` (ffmpeg's resampler and
-  downmix), a window of ``audio_seconds`` centred on the frame's timestamp; when the window
-  would cross the start or end of the track it is shifted inward (so it is all real audio;
+  downmix), a window of ``audio_seconds`` centred on the frame's time; when the window would
+  cross the start or end of the track it is shifted inward (so it is all real audio;
   ``audio_offset`` records where it starts); when the whole track is shorter than the window,
-  the track is tiled from its start (``np.tile``, as EZ-VSL does; ``audio_tiled``). decord,
-  checked for the window's sample count, PyAV otherwise. Clipped to [-1, 1], stored as int16
-  PCM. A window with RMS below ``silence_rms`` is rejected as silent audio.
-- Container facts come from a PyAV probe of the header (stream presence, frame size, source
-  sample rate and channels), which also gives clearer reasons than decord for files that are
-  not videos. ``frame_decoder`` / ``audio_decoder`` record which decoder produced the row.
+  the track is tiled from its start (``np.tile``, as EZ-VSL does; ``audio_tiled``). Clipped to
+  [-1, 1], stored as int16 PCM. A window with RMS below ``silence_rms`` is rejected as silent.
+- Only what the row needs is decoded (one key-frame interval of video, the window of audio),
+  plus the packets of the file's last second, which say where each stream really ends (a file
+  cut short is refused: ``TRUNCATED_FRACTION``).
+- Container facts come from the header (stream presence, frame size, source sample rate and
+  channels); the streams are the ones a player picks. ``frame_decoder`` / ``audio_decoder``
+  say whether the seek was exact (``pyav``) or the stream was decoded from its start.
 """
 
 from __future__ import annotations
@@ -40,13 +43,25 @@ from pipeline.data.codecs import (
     encode_jpeg,
     encode_pcm16,
     log_spectrogram,
+    read_image,
     resize_short_side,
 )
-from pipeline.data.media import ClipError, Facts, probe, short_error
-from pipeline.data.video_frame import read_frame
+from pipeline.data.media import (
+    PILLOW,
+    ClipError,
+    Facts,
+    Span,
+    audio_stream,
+    measure_spans,
+    open_media,
+    probe,
+    short_error,
+    video_stream,
+)
+from pipeline.data.video_frame import Frame, read_frame
 
 __all__ = ["TRUNCATED_FRACTION", "ClipDecoder", "ClipError", "DecodeOptions", "decode_clip",
-           "decode_pair", "make_row", "media_columns"]
+           "decode_pair", "displayed_frame", "make_row", "media_columns"]
 
 DEFAULT_SILENCE_RMS = 1e-4  # -80 dBFS; about 3 int16 steps
 # A file whose video and audio both decode to less than this fraction of the duration the
@@ -87,13 +102,12 @@ class DecodeOptions:
 
 
 def check_limits(facts: Facts, opts: DecodeOptions) -> None:
-    """Refuse, from the container header and before decoding, media whose decoding would not
-    fit in bounded memory: the audio track is decoded whole (about 64 kB per second at 16 kHz),
-    a frame is H x W x 3 bytes (1.2 GB at 20,000 x 20,000)."""
+    """Refuse, from the container header and before decoding, a frame that would not fit in
+    bounded memory (H x W x 3 bytes: 1.2 GB at 20,000 x 20,000) and a file far longer than a
+    dataset's clips (more likely a whole recording in the wrong folder than a clip)."""
     if facts.declared_duration > opts.max_duration_s:
         raise ClipError(f"{facts.declared_duration:.0f} s long, over data.max_duration_s="
-                        f"{opts.max_duration_s:g} (its audio track would be decoded whole); "
-                        f"cut the clip or raise the limit")
+                        f"{opts.max_duration_s:g}; cut the clip or raise the limit")
     if facts.width * facts.height > opts.max_frame_pixels:
         raise ClipError(f"frame of {facts.width}x{facts.height} pixels, over "
                         f"data.max_frame_pixels={opts.max_frame_pixels}")
@@ -107,29 +121,60 @@ def decode_clip(path: str | Path, clip_id: str, opts: DecodeOptions) -> dict[str
         raise ClipError("file not found")
     if p.stat().st_size == 0:
         raise ClipError("empty file (0 bytes)")
-    facts = probe(path)
-    if not facts.has_video:
-        raise ClipError("no video stream")
-    check_limits(facts, opts)
-    frame = read_frame(path, opts.frame_time, facts)
-    if not facts.has_audio:
-        raise ClipError("no audio stream")
-    audio = read_audio_window(path, int(opts.sample_rate), frame.time, opts.audio_seconds)
-    longest, declared = max(frame.duration, audio.track_seconds), facts.declared_duration
-    if declared > 0 and longest < TRUNCATED_FRACTION * declared - 0.25:
-        raise ClipError(f"truncated file: decodes {longest:.2f} s of the {declared:.2f} s the "
-                        f"container declares")
+    with open_media(path) as media:
+        facts = probe(media.container)
+        if not facts.has_video:
+            raise ClipError("no video stream")
+        check_limits(facts, opts)
+        # Stream indices, not stream objects: a reader may reopen the container.
+        video = video_stream(media.container).index
+        sound = audio_stream(media.container)
+        sound = None if sound is None else sound.index
+        indices = [i for i in (video, sound) if i is not None]
+        spans = measure_spans(media, indices)
+        check_complete(facts, [spans[i] for i in indices])
+        frame = read_frame(media, video, spans[video], facts.origin, opts.frame_time)
+        if sound is None:
+            raise ClipError("no audio stream")
+        audio = read_audio_window(media, sound, spans[sound], facts.origin,
+                                  int(opts.sample_rate), frame.time, opts.audio_seconds)
     row = media_columns(frame.image, audio.wave, opts)
     row.update({
         "id": clip_id, "path": path, "frame_index": int(frame.index),
         "frame_time": frame.time, "audio_offset": float(audio.offset),
         "audio_tiled": audio.tiled, "duration": frame.duration, "fps": frame.fps,
         "num_frames": int(frame.num_frames),
+        "display_rotation": frame.orientation.rotation,
+        "display_hflip": frame.orientation.hflip,
         "source_sample_rate": facts.source_sample_rate,
         "source_channels": facts.source_channels,
         "frame_decoder": frame.decoder, "audio_decoder": audio.decoder, "audio_path": "",
     })
     return row
+
+
+def displayed_frame(path: str | Path, frame_time: float = -1.0) -> Frame:
+    """The frame :func:`decode_clip` would store (full size, displayed orientation), without
+    the audio: for looking at a clip (``dmt frame``)."""
+    with open_media(str(path)) as media:
+        stream = video_stream(media.container)
+        if stream is None:
+            raise ClipError("no video stream")
+        index, origin = stream.index, probe(media.container).origin
+        span = measure_spans(media, [index])[index]
+        return read_frame(media, index, span, origin, frame_time)
+
+
+def check_complete(facts: Facts, spans: list[Span]) -> None:
+    """Refuse a download cut short: its streams end well before the declared duration, so its
+    "middle" frame would not be the clip's middle frame. (ffmpeg's Matroska reader declares
+    the end time as the duration when timestamps start late: either reading counts.)"""
+    declared = facts.declared_duration
+    end = max((s.end for s in spans), default=0.0)
+    longest = max(end - facts.origin, end)
+    if declared > 0 and longest < TRUNCATED_FRACTION * declared - 0.25:
+        raise ClipError(f"truncated file: decodes {end - facts.origin:.2f} s of the "
+                        f"{declared:.2f} s the container declares")
 
 
 FRAME_TIME_UNKNOWN = -1.0  # the frames+audio layout: the frame's time in the video is unknown
@@ -139,25 +184,30 @@ def decode_pair(frame_path: str | Path, audio_path: str | Path, clip_id: str,
                 opts: DecodeOptions, frame_index: int = 0, frame_count: int = 1
                 ) -> dict[str, Any]:
     """The frames+audio layout: one frame image and one audio file into the media columns of a
-    row (the same columns, checks and codecs as a video); raises :class:`ClipError`. The audio
-    window is centred on the middle of the track (the frame's time is unknown)."""
-    from pipeline.data.codecs import read_image
-
-    image = read_image(frame_path, opts.max_frame_pixels)
-    facts = probe(str(audio_path))
-    if not facts.has_audio:
-        raise ClipError(f"no audio stream in {Path(audio_path).name}")
-    check_limits(facts, opts)
-    audio = read_audio_window(str(audio_path), int(opts.sample_rate), None, opts.audio_seconds)
+    row (the same columns, checks and codecs as a video); raises :class:`ClipError`. The image
+    is turned as its EXIF orientation says; the audio window is centred on the middle of the
+    track (the frame's time is unknown)."""
+    image, orientation = read_image(frame_path, opts.max_frame_pixels)
+    with open_media(str(audio_path)) as media:
+        facts = probe(media.container)
+        stream = audio_stream(media.container)
+        if stream is None:
+            raise ClipError(f"no audio stream in {Path(audio_path).name}")
+        check_limits(facts, opts)
+        index = stream.index
+        span = measure_spans(media, [index])[index]
+        audio = read_audio_window(media, index, span, facts.origin, int(opts.sample_rate),
+                                  None, opts.audio_seconds)
     row = media_columns(image, audio.wave, opts)
     row.update({
         "id": clip_id, "path": str(frame_path), "audio_path": str(audio_path),
         "frame_index": int(frame_index), "frame_time": FRAME_TIME_UNKNOWN,
         "audio_offset": float(audio.offset), "audio_tiled": audio.tiled,
         "duration": float(audio.track_seconds), "fps": 0.0, "num_frames": int(frame_count),
+        "display_rotation": orientation.rotation, "display_hflip": orientation.hflip,
         "source_sample_rate": facts.source_sample_rate,
         "source_channels": facts.source_channels,
-        "frame_decoder": "pillow", "audio_decoder": audio.decoder,
+        "frame_decoder": PILLOW, "audio_decoder": audio.decoder,
     })
     return row
 

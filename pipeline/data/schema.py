@@ -6,7 +6,9 @@ Parquet file's schema metadata (key ``dmt.schema_version``) and in ``summary.jso
 refuse shards of another version with a message that says to re-run ``dmt preprocess``.
 Bump :data:`SCHEMA_VERSION` whenever a column is added, removed, renamed or changes meaning.
 
-Schema version 3 -- one row per successfully decoded clip:
+Schema version 4 -- one row per successfully decoded clip. Times are seconds on the timeline a
+player shows (0 = the container's start time, :mod:`pipeline.data.media`); pictures are as a
+player shows them (display matrix or EXIF orientation applied):
 
 =================== ====================== =========================================================
 column              type                   meaning
@@ -20,23 +22,28 @@ split               string                 ``labeled`` / ``unlabeled`` / ``test`
                                            ``""`` when the id is in no list
 category            string                 class name when the annotations give one (VGG-SS
                                            ``class``), else ``""``
-frame_jpeg          binary                 the frame, RGB, JPEG (quality ``JPEG_QUALITY``), short
-                                           side resized to ``data.frame_short_side``, aspect kept
+frame_jpeg          binary                 the displayed frame, RGB, JPEG (quality
+                                           ``JPEG_QUALITY``), short side resized to
+                                           ``data.frame_short_side``, aspect kept
 frame_height        int32                  stored frame height in pixels
 frame_width         int32                  stored frame width in pixels
-frame_index         int32                  index of the decoded frame in the video
-                                           (``num_frames // 2`` unless ``data.frame_time >= 0``);
-                                           frames+audio: index in the per-id frame folder
-frame_time          float64                presentation time of that frame, seconds; -1 in the
-                                           frames+audio layout (unknown: the audio window is
-                                           centred on the middle of the track)
+frame_index         int32                  index of the frame in the video: frames before it at
+                                           the average rate (exact for constant-rate video; the
+                                           middle frame, ``num_frames // 2``, unless
+                                           ``data.frame_time >= 0``); frames+audio: index in the
+                                           per-id frame folder
+frame_time          float64                presentation time of that frame (the one a player
+                                           shows at ``data.frame_time``), inside
+                                           [0, ``duration``); -1 in the frames+audio layout
+                                           (unknown: the audio window is centred on the middle
+                                           of the track)
 audio               binary                 mono waveform, int16 little-endian PCM (x * 32767 of the
                                            float signal clipped to [-1, 1]), ``audio_samples`` long
 sample_rate         int32                  rate of ``audio`` (``data.sample_rate``)
 audio_samples       int32                  samples in ``audio`` (= audio_seconds * sample_rate)
-audio_offset        float64                start of the audio window in the track, seconds
-                                           (window centred on ``frame_time``, shifted inward at
-                                           the clip edges; 0 when tiled)
+audio_offset        float64                time of the window's first sample (window centred on
+                                           ``frame_time``, shifted inward at the track's ends; 0
+                                           when tiled)
 audio_tiled         bool                   the track was shorter than the window and was tiled
 audio_rms           float32                RMS of the stored window (float scale, before int16)
 spectrogram         binary, nullable       log(power + 1e-7) STFT, float16 little-endian, row-major
@@ -50,22 +57,32 @@ boxes_256           list<list<int32>>      Flickr only: the raw boxes on the 256
                                            as in the XML (rebuilds the 0.5-consensus map); [] else
 box_format          string                 ``vggss`` / ``flickr`` (how the gt map is built), ``""``
 has_boxes           bool                   ``len(boxes) > 0``
-duration            float64                video duration, seconds (end of the last frame)
+duration            float64                end of the video's last frame, seconds (frames+audio:
+                                           length of the audio track)
 fps                 float64                average frame rate
-num_frames          int32                  frames in the video
-source_width        int32                  original frame width
-source_height       int32                  original frame height
+num_frames          int32                  frames in the video (the header's count, else
+                                           duration times the average rate)
+source_width        int32                  width of the displayed picture before resizing (the
+                                           coded height when ``display_rotation`` is 90 or 270)
+source_height       int32                  height of the displayed picture before resizing
+display_rotation    int16                  degrees the coded picture was turned counter-clockwise
+                                           for display (0, 90, 180, 270; the video's display
+                                           matrix or the image's EXIF orientation)
+display_hflip       bool                   ... and then mirrored left to right
 source_sample_rate  int32                  original audio sample rate
 source_channels     int32                  original audio channels
-frame_decoder       string                 which decoder produced the frame: ``decord``, or
-                                           ``pyav`` when decord's frame failed the size check;
-                                           ``pillow`` for a frame image
-audio_decoder       string                 which decoder produced the audio window: ``decord``,
-                                           or ``pyav`` when decord's window failed its checks
+frame_decoder       string                 how the frame was reached: ``pyav`` (a seek to the key
+                                           frame before it), ``pyav-from-start`` (the seek landed
+                                           late; decoded from the stream's start), ``pillow`` for
+                                           a frame image
+audio_decoder       string                 how the audio window was reached: ``pyav`` or
+                                           ``pyav-from-start``, as for the frame
 =================== ====================== =========================================================
 
 Version history: 2 added ``frame_decoder`` and ``audio_decoder``; 3 added ``audio_path``
-(the frames+audio layout), and labeled / test rows always have a usable box.
+(the frames+audio layout), and labeled / test rows always have a usable box; 4 stores the
+displayed picture (``display_rotation``, ``display_hflip``; ``source_width`` / ``source_height``
+are displayed sizes), measures times from the container's start and picks the frame by time.
 
 Boxes are stored for every clip the annotations cover (the synthetic benchmark annotates every
 clip, VGG-SS only its test clips): a semi-supervised loader must take boxes only from
@@ -86,7 +103,7 @@ import pyarrow as pa
 
 from pipeline.errors import ShardsError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA_NAME = "dmt-avsl/clips"
 VERSION_KEY = b"dmt.schema_version"
 NAME_KEY = b"dmt.schema"
@@ -125,6 +142,8 @@ _FIELDS = [
     pa.field("num_frames", pa.int32()),
     pa.field("source_width", pa.int32()),
     pa.field("source_height", pa.int32()),
+    pa.field("display_rotation", pa.int16()),
+    pa.field("display_hflip", pa.bool_()),
     pa.field("source_sample_rate", pa.int32()),
     pa.field("source_channels", pa.int32()),
     pa.field("frame_decoder", pa.string()),

@@ -16,7 +16,7 @@ from typing import Any
 from pipeline.data import schema
 from pipeline.data.decode import DecodeOptions
 from pipeline.data.inputs import FramesAudio
-from pipeline.data.media import PYAV
+from pipeline.data.media import FROM_START
 from pipeline.data.plan import Plan, clip_key
 from pipeline.data.resume import (
     FRAGMENT_GLOB,
@@ -40,7 +40,7 @@ def _versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for dist in ("ray", "pyarrow", "decord2", "av", "numpy", "pillow", "torchaudio"):
+    for dist in ("ray", "pyarrow", "av", "numpy", "pillow", "torchaudio"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -81,18 +81,18 @@ def _split_counts(plan: Plan, done: dict[str, dict],
     return splits
 
 
-FALLBACK_IDS_SHOWN = 50
+FROM_START_IDS_SHOWN = 50
 
 
-def decoder_fallbacks(done: dict[str, dict]) -> dict[str, Any]:
-    """How many rows' frame / audio came from the PyAV fallback (decord's output failed its
-    checks), and the first ids of each."""
+def decoded_from_start(done: dict[str, dict]) -> dict[str, Any]:
+    """How many rows' frame / audio had to be decoded from the stream's start (the seek landed
+    after the asked-for time), and the first ids of each."""
     out: dict[str, Any] = {}
     for kind in ("frame", "audio"):
         ids = sorted(info["id"] for info in done.values()
-                     if info.get(f"{kind}_decoder") == PYAV)
+                     if info.get(f"{kind}_decoder") == FROM_START)
         out[kind] = len(ids)
-        out[f"{kind}_ids"] = ids[:FALLBACK_IDS_SHOWN]
+        out[f"{kind}_ids"] = ids[:FROM_START_IDS_SHOWN]
     return out
 
 
@@ -133,7 +133,7 @@ def finalize(tmp: Path, plan: Plan, fp: str, meta: dict[str, Any]) -> dict[str, 
         "shards": shards,
         "shard_bytes": shard_bytes,
         "bytes_per_row": round(shard_bytes / rows, 1) if rows else 0.0,
-        "decoder_fallbacks": decoder_fallbacks(done),
+        "decoded_from_start": decoded_from_start(done),
         "notes": notes,
         **meta,
     }

@@ -34,7 +34,8 @@ def num_frames(cfg: SynthConfig) -> int:
 
 
 def middle_frame(cfg: SynthConfig) -> int:
-    """The annotated frame: the one decord returns for ``vr[len(vr) // 2]``."""
+    """The annotated frame: frame n // 2, the one preprocessing stores (the frame shown at
+    the middle of the video)."""
     return num_frames(cfg) // 2
 
 

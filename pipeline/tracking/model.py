@@ -34,7 +34,7 @@ EXAMPLE = "example.mp4"
 INPUTS = ("path", "frame", "audio", "id")
 OUTPUTS = ("id", "box", "peak", "map")
 # pinned at the versions this process runs; dmt-avsl itself is not on PyPI (install its wheel)
-REQUIREMENTS = ("dmt-avsl", "mlflow", "torch", "torchaudio", "torchvision", "av", "decord2",
+REQUIREMENTS = ("dmt-avsl", "mlflow", "torch", "torchaudio", "torchvision", "av",
                 "numpy", "pandas", "pillow", "pyarrow")
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "path", required=False),

@@ -61,7 +61,7 @@ def retrying(call, uri: str, what: str, retry_s: float = DEFAULT_RETRY_S):
                     f"{str(exc).splitlines()[0][:200]}") from None
             time.sleep(wait)
             wait = min(wait * 2, 15.0)
-PACKAGES = ("torch", "torchaudio", "torchvision", "ray", "mlflow", "decord2", "av", "pyarrow",
+PACKAGES = ("torch", "torchaudio", "torchvision", "ray", "mlflow", "av", "pyarrow",
             "numpy", "dmt-avsl")
 
 
