@@ -24,7 +24,7 @@ os.environ.pop("AWS_SESSION_TOKEN", None)
 os.environ.pop("AWS_PROFILE", None)
 
 KEY_PACKAGES = ("torch", "torchaudio", "torchvision", "ray", "mlflow", "pyarrow", "numpy",
-                "decord2", "av", "pillow")
+                "av", "pillow", "imageio-ffmpeg")
 
 
 def pytest_report_header(config) -> list[str]:

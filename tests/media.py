@@ -40,23 +40,31 @@ def silence(seconds: float, sample_rate: int, *, channels: int = 1) -> np.ndarra
     return np.zeros((channels, int(round(seconds * sample_rate))), np.float32)
 
 
-def frame_image(index: int, width: int, height: int, frames: int) -> np.ndarray:
-    """RGB uint8 frame: dark background, a white square moving left to right with ``index``."""
+def frame_image(index: int, width: int, height: int, frames: int, jump: bool = False
+                ) -> np.ndarray:
+    """RGB uint8 frame: dark background, a white square moving left to right with ``index``
+    (``jump``: 7 px right and 3 px down every frame, wrapping, so neighbours differ in long
+    clips too)."""
     img = np.full((height, width, 3), (40, 60, 90), np.uint8)
     side = max(4, min(width, height) // 5)
-    x = int((width - side) * index / max(1, frames - 1))
-    y = (height - side) // 2
+    if jump:
+        x, y = (7 * index) % (width - side), (3 * index) % (height - side)
+    else:
+        x = int((width - side) * index / max(1, frames - 1))
+        y = (height - side) // 2
     img[y:y + side, x:x + side] = 255
     return img
 
 
 def write_clip(path: str | Path, *, seconds: float = 2.0, fps: int = 10, width: int = 160,
                height: int = 120, audio: np.ndarray | None = None, sample_rate: int = 16000,
-               video_codec: str | None = None, audio_codec: str | None = None) -> Path:
+               video_codec: str | None = None, audio_codec: str | None = None,
+               gop: int | None = None, jump: bool = False) -> Path:
     """Write a real video file; ``audio`` (channels, samples) float32 in [-1, 1] or None.
 
     The container follows the extension (see ``CODECS``); pass ``audio=None`` for a file with
-    no audio stream at all.
+    no audio stream at all; ``gop`` sets the key-frame interval in frames; ``jump`` moves the
+    square every frame (``frame_image``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +77,8 @@ def write_clip(path: str | Path, *, seconds: float = 2.0, fps: int = 10, width: 
         vs.width, vs.height, vs.pix_fmt = width, height, pix
         if vcodec in ("libx264",):
             vs.options = {"preset": "ultrafast", "crf": "18"}
+        if gop:
+            vs.codec_context.gop_size = gop  # a key frame every `gop` frames
         as_ = None
         if audio is not None:
             audio = np.asarray(audio, np.float32)
@@ -77,7 +87,7 @@ def write_clip(path: str | Path, *, seconds: float = 2.0, fps: int = 10, width: 
             layout = "mono" if audio.shape[0] == 1 else "stereo"
             as_ = container.add_stream(acodec, rate=sample_rate, layout=layout)
         for i in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, width, height, n_frames),
+            frame = av.VideoFrame.from_ndarray(frame_image(i, width, height, n_frames, jump),
                                                format="rgb24")
             for packet in vs.encode(frame):
                 container.mux(packet)

@@ -1,6 +1,8 @@
-"""Decoders are checked, not trusted: a frame of the wrong shape or an audio window of the wrong
-length from decord is decoded again with PyAV, the row says which decoder made it, and
-summary.json counts the fallbacks. No valid clip is lost to a decoder bug."""
+"""The readers check what they decode instead of trusting a seek: each frame's own timestamp
+decides which frame is kept, a seek that lands late (or a container that cannot seek) falls
+back to decoding from the start and the row says so, and only what a row needs is decoded --
+one key-frame interval of video and the window of audio, whatever the clip's length.
+(tests/test_media_corpus.py compares rows of real-world files with ffmpeg's player path.)"""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pipeline.data import (
     DecodeOptions,
     audio_window,
     make_row,
+    media,
     read_shards,
     run_preprocess,
     video_frame,
@@ -28,6 +31,16 @@ except ImportError:  # pytest run without the repo root on sys.path
 def _pyav_frames(path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def _pyav_track(path, rate: int = 16000) -> np.ndarray:
+    """The whole audio track decoded from its start, mono at ``rate``."""
+    with av.open(str(path)) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        out = [o.to_ndarray().reshape(-1) for f in container.decode(audio=0)
+               for o in resampler.resample(f)]
+        out += [o.to_ndarray().reshape(-1) for o in resampler.resample(None)]
+    return np.concatenate(out)
 
 
 def _row(path, clip_id="c"):
@@ -46,106 +59,122 @@ def _assert_stored_frame_is(row, frames, index):
     assert min(diff(index - 1).max(), diff(index + 1).max()) > 150
 
 
+def _assert_window_is(row, track):
+    """The stored window is the full decode's samples at the row's offset."""
+    start = int(round(row["audio_offset"] * 16000))
+    wave = decode_pcm16(row["audio"])
+    want = track[start:start + len(wave)]
+    assert np.abs(wave - want).max() < 2e-3  # int16 rounding and the resampler restart
+
+
 @pytest.mark.parametrize("ext", [".mp4", ".mkv"])
-def test_narrow_portrait_clips_store_the_frame_pyav_decodes(tmp_path, ext):
-    """96x160: decord2 3.4 returns a garbled (160, 96, 4) frame on some x86 CPUs; whatever this
-    machine's decord does, the row exists and holds the right frame at the right size."""
+def test_narrow_portrait_clips_store_the_middle_frame(tmp_path, ext):
+    """96x160 (decord2 3.4 garbled such frames on some x86 CPUs): the row holds frame n // 2
+    at its own size."""
     path = write_clip(tmp_path / f"narrow{ext}", seconds=2.0, width=96, height=160,
                       audio=sine(880, 2.0, 16000))
     row = _row(path)
     assert row["error"] is None, row["error"]
     assert (row["source_width"], row["source_height"]) == (96, 160)
     assert (row["frame_width"], row["frame_height"]) == (224, 373)
-    assert row["frame_decoder"] in ("decord", "pyav")
     frames = _pyav_frames(path)
     assert row["frame_index"] == len(frames) // 2
     _assert_stored_frame_is(row, frames, row["frame_index"])
 
 
-class _Decord:
-    """decord with a fault injected: frames come back with a 4th channel (the shape decord2
-    3.4 returns for narrow videos on some CPUs) and/or audio with two channels."""
-
-    def __init__(self, real, bad_frames: bool, bad_audio: bool):
-        self.real, self.bad_frames, self.bad_audio = real, bad_frames, bad_audio
-        self.cpu = real.cpu
-
-    def VideoReader(self, *args, **kwargs):  # noqa: N802 - decord's name
-        vr = self.real.VideoReader(*args, **kwargs)
-        if not self.bad_frames:
-            return vr
-        return _Wrapped(vr, lambda a: np.concatenate([a, a[..., :1]], axis=-1))
-
-    def AudioReader(self, *args, **kwargs):  # noqa: N802
-        ar = self.real.AudioReader(*args, **kwargs)
-        if not self.bad_audio:
-            return ar
-        return _Wrapped(ar, lambda a: np.concatenate([a, a], axis=0))
+@pytest.fixture()
+def long_clip(tmp_path):
+    """40 s at 10 fps, a key frame every 2 s, 44.1 kHz stereo noise (every window differs)."""
+    noise = np.random.default_rng(3).uniform(-0.4, 0.4, (2, 40 * 44100)).astype(np.float32)
+    return write_clip(tmp_path / "long.mp4", seconds=40.0, width=160, height=120, fps=10,
+                      sample_rate=44100, audio=noise, gop=20, jump=True)
 
 
-class _Wrapped:
-    def __init__(self, inner, fault):
-        self.inner, self.fault = inner, fault
+class _Counting:
+    """Counts the frames each stream type yields through ``media.decode``."""
 
-    def __len__(self):
-        return len(self.inner)
+    def __init__(self):
+        self.frames = {"video": 0, "audio": 0}
+        self.real = media.decode
+
+    def __call__(self, container, stream):
+        for frame in self.real(container, stream):
+            self.frames[stream.type] += 1
+            yield frame
+
+
+def test_only_one_key_frame_interval_and_the_window_are_decoded(long_clip, monkeypatch):
+    counting = _Counting()
+    for module in (video_frame, audio_window):
+        monkeypatch.setattr(module, "decode", counting)
+    row = _row(long_clip)
+    assert row["error"] is None and row["frame_decoder"] == row["audio_decoder"] == "pyav"
+    assert counting.frames["video"] <= 20 + 1  # from the key frame before the middle
+    # the 3 s window and the lead before it, in AAC frames of 1024 samples (of 1,723 in all)
+    assert counting.frames["audio"] <= (3.0 + 2 * audio_window.LEAD_SECONDS) * 44100 / 1024 + 4
+    _assert_stored_frame_is(row, _pyav_frames(long_clip), 200)
+    _assert_window_is(row, _pyav_track(long_clip))
+
+
+def test_a_seek_that_lands_late_is_caught_and_the_clip_decoded_from_its_start(
+        long_clip, monkeypatch):
+    """A demuxer that lands after the asked-for time (as MPEG-TS and program streams can):
+    the readers see it from the decoded timestamps and decode from the start; the row is the
+    same as an exact seek's, and says how it was reached."""
+    exact = _row(long_clip)
+    real_seek = media.Media.seek
+
+    def late(self, at, index=None):
+        return real_seek(self, at + 5.0, index)
+
+    monkeypatch.setattr(media.Media, "seek", late)
+    row = _row(long_clip)
+    assert row["frame_decoder"] == row["audio_decoder"] == "pyav-from-start"
+    for column in ("frame_index", "frame_time", "audio_offset", "frame_jpeg"):
+        assert row[column] == exact[column], column
+    assert np.abs(decode_pcm16(row["audio"]) - decode_pcm16(exact["audio"])).max() < 2e-3
+
+
+class _NoSeek:
+    """A container whose every seek fails as an FLV without an index does (EPERM)."""
+
+    def __init__(self, container):
+        self._container = container
+
+    def seek(self, *args, **kwargs):
+        raise av.error.PermissionError(1, "Operation not permitted")
 
     def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def __getitem__(self, key):
-        out = self.inner[key]
-        return type("Arr", (), {"asnumpy": lambda _s: self.fault(out.asnumpy())})()
+        return getattr(self._container, name)
 
 
-def _inject(monkeypatch, bad_frames: bool, bad_audio: bool) -> None:
-    real = video_frame.import_decord()
-    fake = _Decord(real, bad_frames, bad_audio)
-    for module in (video_frame, audio_window):
-        monkeypatch.setattr(module, "import_decord", lambda: fake)
+def _no_seek(monkeypatch):
+    real_open = media.Media._open
+    monkeypatch.setattr(media.Media, "_open", lambda self: _NoSeek(real_open(self)))
 
 
-@pytest.fixture()
-def clip(tmp_path):
-    return write_clip(tmp_path / "wide.mp4", seconds=3.0, width=160, height=120,
-                      sample_rate=44100, audio=sine(1000, 3.0, 44100, channels=2))
+def test_a_container_that_cannot_seek_is_read_from_its_start(long_clip, monkeypatch):
+    _no_seek(monkeypatch)
+    row = _row(long_clip)
+    assert row["error"] is None and row["frame_decoder"] == "pyav-from-start"
+    assert row["audio_decoder"] == "pyav-from-start"
+    _assert_stored_frame_is(row, _pyav_frames(long_clip), 200)
+    _assert_window_is(row, _pyav_track(long_clip))
 
 
-def test_a_frame_of_the_wrong_shape_is_decoded_again_with_pyav(clip, monkeypatch):
-    _inject(monkeypatch, bad_frames=True, bad_audio=False)
-    row = _row(clip)
-    assert row["error"] is None and row["frame_decoder"] == "pyav"
-    assert row["audio_decoder"] == "decord"
-    _assert_stored_frame_is(row, _pyav_frames(clip), row["frame_index"])
-
-
-def test_audio_of_the_wrong_shape_is_decoded_again_with_pyav(clip, monkeypatch):
-    trusted = _row(clip)
-    _inject(monkeypatch, bad_frames=False, bad_audio=True)
-    row = _row(clip)
-    assert row["error"] is None and row["audio_decoder"] == "pyav"
-    assert row["frame_decoder"] == "decord" and row["frame_jpeg"] == trusted["frame_jpeg"]
-    assert row["audio_samples"] == trusted["audio_samples"] == 48000
-    assert row["audio_offset"] == trusted["audio_offset"]
-    ours, theirs = decode_pcm16(row["audio"]), decode_pcm16(trusted["audio"])
-    # two ffmpeg resampler set-ups, 44.1 kHz stereo -> 16 kHz mono: same tone, same level
-    spec = [np.abs(np.fft.rfft(w)) for w in (ours, theirs)]
-    assert np.argmax(spec[0]) == np.argmax(spec[1])
-    assert abs(np.sqrt(np.mean(ours ** 2)) / np.sqrt(np.mean(theirs ** 2)) - 1) < 0.05
-
-
-def test_summary_counts_the_fallbacks(tmp_path, monkeypatch):
+def test_summary_counts_the_rows_decoded_from_the_start(tmp_path, monkeypatch):
     videos = tmp_path / "videos"
     for i in range(3):
-        write_clip(videos / f"c{i}.mp4", seconds=2.0, audio=sine(440 + 100 * i, 2.0, 16000))
-    _inject(monkeypatch, bad_frames=True, bad_audio=True)
+        write_clip(videos / f"c{i}.mp4", seconds=8.0, sample_rate=44100,
+                   audio=sine(440 + 100 * i, 8.0, 44100), gop=10)
+    _no_seek(monkeypatch)
     summary = run_preprocess(videos, tmp_path / "shards", engine="local",
                              data=DataConfig(rows_per_file=2))
     assert summary["rows"] == 3 and summary["quarantined"] == 0
-    assert summary["decoder_fallbacks"] == {"frame": 3, "frame_ids": ["c0", "c1", "c2"],
-                                            "audio": 3, "audio_ids": ["c0", "c1", "c2"]}
+    assert summary["decoded_from_start"] == {"frame": 3, "frame_ids": ["c0", "c1", "c2"],
+                                             "audio": 3, "audio_ids": ["c0", "c1", "c2"]}
     table = read_shards(tmp_path / "shards", columns=["frame_decoder", "audio_decoder"])
-    assert set(table["frame_decoder"].to_pylist()) == {"pyav"}
+    assert set(table["frame_decoder"].to_pylist()) == {"pyav-from-start"}
 
 
 def test_a_file_no_decoder_reads_is_still_quarantined(tmp_path):
@@ -153,3 +182,13 @@ def test_a_file_no_decoder_reads_is_still_quarantined(tmp_path):
     path.write_bytes(np.random.default_rng(0).bytes(4096))
     row = _row(path)
     assert row["error"].startswith("unreadable container") and row["frame_jpeg"] is None
+
+
+def test_frame_time_past_the_end_is_an_error_not_another_frame(long_clip):
+    row = make_row({"id": "c", "path": str(long_clip), "split": "", "ann": ""},
+                   DecodeOptions(frame_time=40.0))
+    assert row["error"].startswith("frame_time 40 s is past the end of the video (40.000 s)")
+    row = make_row({"id": "c", "path": str(long_clip), "split": "", "ann": ""},
+                   DecodeOptions(frame_time=12.34))
+    assert row["error"] is None and row["frame_index"] == 123
+    _assert_stored_frame_is(row, _pyav_frames(long_clip), 123)
