@@ -2,19 +2,22 @@
 
 The samples are the ones a full decode of the track gives (ffmpeg's resampler and downmix,
 PyAV ``AudioResampler``, applied from the track's first sample): sample ``k`` of the output
-lies at ``track start + k / rate``. Two ways to get them, chosen per stream:
+lies at ``track start + k / rate``. Only the window is decoded: seek to 0.25 s before it,
+decode forward, drop source samples up to the next point the source and output sample grids
+share (every 441 samples from 44.1 to 16 kHz, i.e. 10 ms from the track's start) and
+resample from there. How exact that is depends on the container's timestamps:
 
-- **Seek** where the container stamps audio to the sample (a time base at least as fine as
-  the sample rate: MP4/MOV, MPEG-TS/PS, Ogg, WAV): decode from a little before the window,
-  drop source samples up to the next point the source and output sample grids share (441
-  samples at 44.1 kHz -> 16 kHz, i.e. 10 ms) and resample from there, so the window's
-  samples are the full decode's samples. Cost: the window, not the clip.
-- **From the start** where timestamps are coarser than a sample (Matroska/WebM, FLV and ASF
-  store milliseconds: after a seek the position is only known to half a millisecond, 8
-  samples at 16 kHz), or when a seek lands after the window: decode the track from its
-  first sample, as a player does (about 0.6 ms per second of AAC here).
+- where it stamps audio to the sample (a time base at least as fine as the sample period:
+  MP4/MOV, MPEG-TS/PS, Ogg, WAV), the window's samples are the full decode's samples;
+- where timestamps are milliseconds (Matroska/WebM, FLV, ASF), a seek's landing point is
+  known to half a millisecond (a codec's priming can add as much again): the window lies
+  within 1 ms (16 samples at 16 kHz) of the full decode's. Decoding those tracks from the
+  start would make them exact at a cost that grows with the clip (0.9 s per 5-minute clip
+  here, docs/decoding.md), for a shift far below the 15 ms hop of the spectrogram.
 
-See :mod:`pipeline.data.media` for the timeline.
+A seek that lands after the window, or a container that refuses to seek, falls back to a
+decode from the track's first sample (``FROM_START``). See :mod:`pipeline.data.media` for
+the timeline.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ def read_audio_window(media: Media, index: int, span: Span, origin: float, sr: i
     wanted = window_start(total, need, int(round((middle - span.start) * sr)))
     try:
         landed = None
-        if total >= need and stamps_samples(media.stream(index)):
+        if total >= need:
             landed = _seek_window(media, index, span.start, sr, wanted, need)
         if landed is not None:
             track, k0, decoder = *landed, SEEK

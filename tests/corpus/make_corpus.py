@@ -6,7 +6,9 @@ Every file is made by real encoders and muxers -- the ffmpeg command-line tool t
 set for real: a phone's display matrix, a container without timestamps or duration, metadata
 that is not UTF-8, a second video and audio stream, 6 channels, 8 kHz, 10-bit AV1... The
 commands, the ffmpeg version and each file's SHA-256 go to PROVENANCE.md; what each file must
-become (a row, or a quarantined entry with its reason) goes to manifest.json.
+become (a row, or a quarantined entry with its reason) goes to manifest.json. A rerun makes
+files with the same properties, not the same bytes (the encoders' threads and noise sources
+are not bit-reproducible): rewrite the corpus only to change it, and commit it whole.
 
 The picture is a slowly moving colour gradient with a white square that jumps every frame
 (the frame is identifiable from its neighbours) and a red block in the coded top-left corner
@@ -207,6 +209,8 @@ DISPLAY = {"phone_rot90.mp4": [90, False], "phone_rot270.mp4": [270, False],
            "phone_rot180.mp4": [180, False], "selfie_hflip.mp4": [0, True],
            "vflip.mp4": [180, True], "rot90_hflip.mov": [90, True],
            "rot270_hflip.mov": [270, True], "hevc_rot90.mp4": [90, False]}
+# Containers that stamp audio in milliseconds: a window from a seek is placed to within 1 ms.
+MS_STAMPED = {".mkv", ".webm", ".flv", ".wmv"}
 # Frames whose timestamps are not one frame apart: the frame is identified by its time.
 IRREGULAR = {"vfr_matroska.mkv", "vfr_phone.mp4", "mpeg1.mpg"}
 
@@ -277,6 +281,7 @@ def main() -> int:
         manifest["videos"][name] = {"what": spec["what"], "expect": EXPECT.get(name, "row"),
                                     "display": DISPLAY.get(name, [0, False]),
                                     "regular_frames": name not in IRREGULAR,
+                                    "audio_exact": Path(name).suffix not in MS_STAMPED,
                                     "bytes": len(data),
                                     "sha256": hashlib.sha256(data).hexdigest()}
         lines.append(f"| `{name}` | {spec['what']} | {len(data):,} | "
@@ -291,7 +296,7 @@ def main() -> int:
     data = streamed.read_bytes()
     manifest["videos"]["streamed.mkv"] = {
         "what": "Matroska written to a pipe: no duration and no seek index", "expect": "row",
-        "display": [0, False], "regular_frames": True,
+        "display": [0, False], "regular_frames": True, "audio_exact": False,
         "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     lines.append(f"| `streamed.mkv` | Matroska written to a pipe: no duration, no index | "
                  f"{len(data):,} | `{shown(cmd[4:])} > streamed.mkv` |")
