@@ -4,9 +4,10 @@
 - frame ``pyav``: the seek to the key frame before the frame landed at or before it (checked
   from the decoded frames' own timestamps); ``pyav-from-start``: it landed after, and the
   video was decoded from its first frame.
-- audio ``pyav``: decoded from a seek (the container stamps audio to the sample);
-  ``pyav-from-start``: decoded from the track's first sample (millisecond timestamps, a
-  window that starts within the lead of the track's start, or a late seek).
+- audio ``pyav``: decoded from a seek; ``pyav-from-start``: decoded from the track's first
+  sample (a window that starts within 0.25 s of the track's start, a track shorter than the
+  window, or a late seek). The audio time base says how precisely a seek's landing point is
+  known: 1/rate, 1/90000 or frame units (AVI) name samples exactly; 1/1000 to 0.5 ms.
 
 Whether each row equals what a player shows is tests/test_media_corpus.py's job.
 
@@ -26,7 +27,6 @@ import av
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from pipeline.data.audio_window import stamps_samples  # noqa: E402
 from pipeline.data.decode import ClipError, DecodeOptions, decode_clip  # noqa: E402
 from pipeline.data.media import audio_stream, video_stream  # noqa: E402
 
@@ -39,8 +39,7 @@ def describe(path: Path) -> dict:
         out = {"container": container.format.name,
                "video": video.codec_context.name if video else "",
                "audio": audio.codec_context.name if audio else "",
-               "audio_time_base": str(audio.time_base) if audio else "",
-               "audio_stamps_samples": bool(audio and stamps_samples(audio))}
+               "audio_time_base": str(audio.time_base) if audio else ""}
     try:
         row = decode_clip(path, path.stem, DecodeOptions())
         out.update(frame=row["frame_decoder"], audio_window=row["audio_decoder"],
@@ -65,12 +64,11 @@ def main(argv: list[str] | None = None) -> int:
               "files": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
-    print("| file | container | video / audio | frame | audio stamped to the sample | "
-          "audio window |\n|---|---|---|---|---|---|")
+    print("| file | container | video / audio | frame | audio time base | audio window |\n"
+          "|---|---|---|---|---|---|")
     for name, r in rows.items():
         print(f"| `{name}` | {r['container']} | {r['video']} / {r['audio']} | "
-              f"{r.get('frame', '-')} | {'yes' if r['audio_stamps_samples'] else 'no'} "
-              f"({r['audio_time_base']}) | "
+              f"{r.get('frame', '-')} | {r['audio_time_base']} | "
               f"{r.get('audio_window', r.get('quarantined', '-'))} |")
     return 0
 

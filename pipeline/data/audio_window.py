@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
@@ -62,13 +61,6 @@ def window_start(total: int, need: int, centre: int) -> int:
 def tile(track: np.ndarray, need: int) -> np.ndarray:
     """A track shorter than the window, repeated from its start (EZ-VSL's ``np.tile``)."""
     return np.tile(track, math.ceil(need / len(track)))[:need]
-
-
-def stamps_samples(stream) -> bool:
-    """The container's audio timestamps can name every sample (time base at least as fine as
-    the sample period), so a seek's landing point is known exactly."""
-    rate = int(stream.codec_context.sample_rate or stream.sample_rate or 0)
-    return rate > 0 and stream.time_base is not None and stream.time_base <= Fraction(1, rate)
 
 
 def read_audio_window(media: Media, index: int, span: Span, origin: float, sr: int,
