@@ -12,8 +12,8 @@ resample from there. How exact that is depends on the container's timestamps:
 - where timestamps are milliseconds (Matroska/WebM, FLV, ASF), a seek's landing point is
   known to half a millisecond (a codec's priming can add as much again): the window lies
   within 1 ms (16 samples at 16 kHz) of the full decode's. Decoding those tracks from the
-  start would make them exact at a cost that grows with the clip (0.9 s per 5-minute clip
-  here, docs/decoding.md), for a shift far below the 15 ms hop of the spectrogram.
+  start would make them exact at a cost that grows with the clip's length, for a shift far
+  below the 15 ms hop of the spectrogram.
 
 A seek that lands after the window, or a container that refuses to seek, falls back to a
 decode from the track's first sample (``FROM_START``). See :mod:`pipeline.data.media` for
