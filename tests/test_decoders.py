@@ -192,3 +192,19 @@ def test_frame_time_past_the_end_is_an_error_not_another_frame(long_clip):
                    DecodeOptions(frame_time=12.34))
     assert row["error"] is None and row["frame_index"] == 123
     _assert_stored_frame_is(row, _pyav_frames(long_clip), 123)
+
+
+def test_a_stream_without_timestamps_is_placed_by_counting_frames(tmp_path):
+    """A raw H.264 stream carries no timestamp at all (what an AVI's packed B-frames lack, in
+    the extreme): frames are placed at the stream's rate from its first one, never at a time
+    outside the clip (a missing timestamp once became a frame_time of -3.69e17 s)."""
+    from pipeline.data.decode import displayed_frame
+
+    path = write_clip(tmp_path / "raw.h264", seconds=3.0, fps=25, audio=None, jump=True)
+    with av.open(str(path)) as container:
+        assert all(p.pts is None and p.dts is None for p in container.demux(video=0))
+    frames = _pyav_frames(path)
+    frame = displayed_frame(path)
+    assert (frame.index, frame.num_frames) == (len(frames) // 2, len(frames))
+    assert frame.time == pytest.approx(frame.index / 25) and 0 <= frame.time < frame.duration
+    assert np.array_equal(frame.image, frames[frame.index])

@@ -227,15 +227,20 @@ def measure_spans(media: Media, indices: list[int]) -> dict[int, Span]:
     for end in tails:
         if set(ends) != set(indices) and media.seek(end - TAIL_SECONDS):
             ends = _packet_ends(media, indices)
+    counts: dict[int, int] = {}
     if set(ends) != set(indices):
         media.rewind()
-        ends = _packet_ends(media, indices)
+        ends = _packet_ends(media, indices, counts)
     spans = {}
     for index in indices:
         stream = media.stream(index)
         start = starts.get(index, seconds(stream.start_time, stream.time_base))
         start = origin if start is None else start
-        spans[index] = Span(start, max(start, ends.get(index, start)))
+        end = ends.get(index)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if end is None and counts.get(index) and stream.type == "video" and rate:
+            end = start + counts[index] / float(rate)  # no timestamps: frames at the rate
+        spans[index] = Span(start, max(start, end if end is not None else start))
     return spans
 
 
@@ -277,14 +282,20 @@ def _packet_starts(media: Media, indices: list[int]) -> dict[int, float]:
     return starts
 
 
-def _packet_ends(media: Media, indices: list[int]) -> dict[int, float]:
+def _packet_ends(media: Media, indices: list[int], counts: dict[int, int] | None = None
+                 ) -> dict[int, float]:
     """Stream index -> the latest ``pts + duration`` (dts when pts is unset) among the packets
-    from the current position to the end of the file."""
+    from the current position to the end of the file; ``counts`` gets the number of packets
+    of each stream (a stream without timestamps has frames only at its rate)."""
     ends: dict[int, float] = {}
     streams = {i: media.stream(i) for i in indices}
     for packet in media.container.demux(list(streams.values())):
         index, stamp = packet.stream_index, _stamp(packet)
-        if index not in streams or stamp is None:
+        if index not in streams or packet.size == 0:
+            continue
+        if counts is not None:
+            counts[index] = counts.get(index, 0) + 1
+        if stamp is None:
             continue
         stream = streams[index]
         step = packet.duration or _default_step(stream)

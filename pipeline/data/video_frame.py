@@ -106,8 +106,10 @@ def _decode_at(media: Media, index: int, target: float, first: float, fps: float
             media.rewind()
         elif seek_to < first or not media.seek(seek_to, index):
             continue
+        # A stream without timestamps is placed by counting frames from its first one.
         found, found_at, first_at = _forward(media.container, media.stream(index),
-                                             target + tol, fps, after_seek=decoder == SEEK)
+                                             target + tol, fps, after_seek=decoder == SEEK,
+                                             start=None if decoder == SEEK else first)
         if found is not None and first_at <= target + tol:
             return found, found_at, decoder
     if first_at is None:
@@ -119,13 +121,16 @@ def _decode_at(media: Media, index: int, target: float, first: float, fps: float
 I_FRAME = 1  # AVPictureType: AV_PICTURE_TYPE_I
 
 
-def _forward(container, stream, limit: float, fps: float, after_seek: bool):
+def _forward(container, stream, limit: float, fps: float, after_seek: bool,
+             start: float | None = None):
     """Decode forward from the current position to the last frame starting at or before
     ``limit``: (that frame or None, its time, time of the first usable frame or None). After a
     seek, frames before the first key frame are dropped: a demuxer that seeks to a byte
     position (MPEG program streams) starts mid-GOP, and those frames decode from missing
-    references into a picture no player shows."""
-    found, found_at, first_at, last = None, None, None, None
+    references into a picture no player shows. ``start``: the time of the first frame when
+    decoding from the start (frames without any timestamp are counted from it)."""
+    found, found_at, first_at = None, None, None
+    last = None if start is None or not fps else start - 1.0 / fps
     clean = not after_seek
     for frame in decode(container, stream):
         t = _frame_seconds(frame, stream, last, fps)
