@@ -13,6 +13,7 @@ never `ray stop`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -44,14 +45,16 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def two_nodes(tmp_path):
+@contextlib.contextmanager
+def local_cluster(tmp_path: Path, head_cpus: int = 3, worker_cpus: int = 2):
+    """cluster/local/start.sh with one worker node, everything under ``tmp_path``; stopped
+    (cluster/local/stop.sh) whatever happens."""
     state = tmp_path / "state"
     temp_dir = tempfile.mkdtemp(prefix="dmt-ray-t", dir="/tmp")  # short: socket path limit
     gcs, dash = _free_port(), _free_port()
     env = _env(DMT_CLUSTER_STATE=str(state), DMT_RAY_TEMP_DIR=temp_dir,
-               DMT_HEAD_CPUS="3", DMT_WORKER_CPUS="2", DMT_NODE_MEMORY="4GB",
-               DMT_OBJECT_STORE_MEMORY="500MB", DMT_MLFLOW="0",
+               DMT_HEAD_CPUS=str(head_cpus), DMT_WORKER_CPUS=str(worker_cpus),
+               DMT_NODE_MEMORY="4GB", DMT_OBJECT_STORE_MEMORY="500MB", DMT_MLFLOW="0",
                DMT_GCS_PORT=str(gcs), DMT_DASHBOARD_PORT=str(dash))
     t0 = time.perf_counter()
     start = subprocess.run([str(REPO / "cluster/local/start.sh"), "1"], env=env, text=True,
@@ -69,6 +72,12 @@ def two_nodes(tmp_path):
         print(stop.stdout, stop.stderr)
         pids = state / "pids"
         assert not pids.exists(), f"stop.sh left processes: {stop.stdout}\n{stop.stderr}"
+
+
+@pytest.fixture
+def two_nodes(tmp_path):
+    with local_cluster(tmp_path) as cluster:
+        yield cluster
 
 
 INSPECT = r"""

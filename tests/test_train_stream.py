@@ -90,3 +90,68 @@ def test_an_error_opening_the_next_pass_reaches_the_consumer():
 def test_an_empty_shard_is_a_clear_error():
     with pytest.raises(RuntimeError, match="'unlabeled' split gave this worker no rows"):
         next(cycle_batches(Shard(0), batch_size=3, name="unlabeled"))
+
+
+class StalledShard(Shard):
+    """A shard whose next pass never delivers (Ray Data waiting for CPUs it cannot get)."""
+
+    def __init__(self, n: int, stall_on_pass: int):
+        super().__init__(n)
+        self.stall_on_pass = stall_on_pass
+        self.release = threading.Event()
+
+    def iter_batches(self, batch_size, batch_format, prefetch_batches):
+        if len(self.opened) + 1 == self.stall_on_pass:
+            self.opened.append(self.drawn)
+            self.release.wait()  # until the test ends
+            return
+        yield from super().iter_batches(batch_size, batch_format, prefetch_batches)
+
+
+def test_a_stream_that_stops_delivering_stops_the_run_after_the_capacity_wait():
+    import time
+
+    from pipeline.errors import ClusterCapacityError
+
+    shard = StalledShard(6, stall_on_pass=2)
+    stream = cycle_batches(shard, batch_size=3, name="unlabeled", seed=0, window=6, wait_s=1.0)
+    try:
+        _draw(shard, stream, 2)  # the whole first pass arrives
+        t0 = time.monotonic()
+        with pytest.raises(ClusterCapacityError, match=r"'unlabeled' stream delivered no rows "
+                                                       r"for 1 s \(train.capacity_wait_s\)"):
+            next(stream)
+        assert 0.9 < time.monotonic() - t0 < 10
+    finally:
+        shard.release.set()
+
+
+def test_a_ray_data_stream_that_cannot_be_scheduled_stops_instead_of_hanging(ray_session):
+    """Real Ray Data, whose tasks need a whole CPU while an actor holds 1.5 of the session's 2
+    (as Train workers do): Ray Data logs "Cluster resources are not enough to run any task
+    ... The job may hang forever" and waits; the stream stops after its wait instead."""
+    import time
+
+    import ray
+    import ray.data
+
+    from pipeline.errors import ClusterCapacityError
+
+    @ray.remote(num_cpus=1.5)
+    class Holder:
+        def ready(self) -> bool:
+            return True
+
+    holder = Holder.remote()
+    ray.get(holder.ready.remote())
+    ds = ray.data.range(8).map_batches(lambda b: b, num_cpus=1)
+    stream = cycle_batches(ds, batch_size=2, name="unlabeled", window=4, wait_s=3.0)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(ClusterCapacityError, match="delivered no rows for 3 s"):
+            next(stream)
+        assert time.monotonic() - t0 < 30
+    finally:
+        ray.kill(holder)  # the CPU comes back: Ray Data finishes and its threads end
+        time.sleep(2)
+        del stream

@@ -17,10 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.engine.report import print_outcome
     from pipeline.prepare import prepare_dataset
-    from pipeline.train.driver import fit
+    from pipeline.train.driver import fit, fit_to_cluster
 
     cfg = load_config(args)
     t0 = time.perf_counter()
+    fit_to_cluster(cfg)  # a run that cannot fit the cluster is refused before any work
     prepare_dataset(cfg)
     outcome = fit(cfg)
     print_outcome(outcome)

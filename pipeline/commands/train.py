@@ -41,11 +41,13 @@ def check_register(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.engine.report import print_outcome
     from pipeline.prepare import prepare_dataset
-    from pipeline.train.driver import fit, resumed_config
+    from pipeline.train.driver import fit, fit_to_cluster, resumed_config
 
     cfg = load_config(args)  # validated before Ray or MLflow start
     check_register(args)
-    prepare_dataset(resumed_config(args.resume, cfg) if args.resume else cfg)
+    run_cfg = resumed_config(args.resume, cfg) if args.resume else cfg
+    fit_to_cluster(run_cfg)  # a run that cannot fit the cluster is refused before any work
+    prepare_dataset(run_cfg)
     outcome = fit(cfg, resume=args.resume)
     print_outcome(outcome)
     if args.register:

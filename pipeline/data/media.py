@@ -237,9 +237,10 @@ def measure_spans(media: Media, indices: list[int]) -> dict[int, Span]:
         start = starts.get(index, seconds(stream.start_time, stream.time_base))
         start = origin if start is None else start
         end = ends.get(index)
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if end is None and counts.get(index) and stream.type == "video" and rate:
-            end = start + counts[index] / float(rate)  # no timestamps: frames at the rate
+        if end is None and counts.get(index) and stream.type == "video":
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            if rate:  # no timestamps at all: frames at the stream's rate
+                end = start + counts[index] / float(rate)
         spans[index] = Span(start, max(start, end if end is not None else start))
     return spans
 

@@ -98,7 +98,7 @@ LOOKAHEAD = 2
 
 
 def cycle_batches(shard, batch_size: int, name: str, seed: int = 0,
-                  window: int = SHUFFLE_WINDOW) -> Iterator[dict]:
+                  window: int = SHUFFLE_WINDOW, wait_s: float | None = None) -> Iterator[dict]:
     """Endless shuffled batches from a Ray Train dataset shard; a new pass starts when one ends.
 
     The shuffle is ours and depends only on the rows' order and the seed: rows arrive in file
@@ -108,17 +108,23 @@ def cycle_batches(shard, batch_size: int, name: str, seed: int = 0,
     the same seed then gave different stage-2 runs. Every worker consumes its shard at the same
     rate (one batch per step), so the passes of the streaming split stay in step across workers.
 
-    The next pass is opened in a background thread as soon as this one has handed over its last
-    window (``LOOKAHEAD`` windows are held ahead), so Ray Data's start of a pass (the streaming
-    split's coordinator, planning, listing and reading files, the first window: about 2.4 s a
-    pass on 2 cores) overlaps the steps instead of stalling the trainer at every pass boundary.
-    Only when the data is asked for changes, not what it delivers.
+    The next pass is opened as soon as this one has handed over its last window (``LOOKAHEAD``
+    windows are held ahead), so Ray Data's start of a pass (the streaming split's coordinator,
+    planning, listing and reading files, the first window: about 2.4 s a pass on 2 cores)
+    overlaps the steps instead of stalling the trainer at every pass boundary. Only when the
+    data is asked for changes, not what it delivers.
+
+    Windows are read in a background thread and each is awaited at most ``wait_s`` seconds
+    (``train.capacity_wait_s``; None: forever): Ray Data waits forever for CPUs it cannot get
+    (a node lost, or CPUs free in total but not on one node), and the run then stops with
+    :class:`~pipeline.errors.ClusterCapacityError` instead of hanging.
     """
     epoch = 0
-    opened: _NextPass | None = None
+    opened: _Pass | None = None
     while True:
         rng = np.random.default_rng([seed, epoch])
-        blocks, block = opened.take() if opened else _open_pass(shard, window)
+        blocks = opened or _Pass(shard, window, name, wait_s)
+        block = blocks.next()
         opened = None
         ahead: collections.deque[dict] = collections.deque()
         carry: dict[str, np.ndarray] | None = None
@@ -127,9 +133,9 @@ def cycle_batches(shard, batch_size: int, name: str, seed: int = 0,
             # hold up to LOOKAHEAD windows (Ray Data prefetches one more): a pass that ends
             # within them opens the next one now, that many windows before it is needed
             while blocks is not None and len(ahead) < LOOKAHEAD:
-                nxt = next(blocks, None)
+                nxt = blocks.next()
                 if nxt is None:
-                    blocks, opened = None, _NextPass(shard, window)
+                    blocks, opened = None, _Pass(shard, window, name, wait_s)
                 else:
                     ahead.append(nxt)
             n = len(next(iter(block.values())))
@@ -152,38 +158,63 @@ def cycle_batches(shard, batch_size: int, name: str, seed: int = 0,
         epoch += 1
 
 
-def _open_pass(shard, window: int) -> tuple[Iterator[dict], dict | None]:
-    """A new pass over ``shard`` in windows of ``window`` rows, and its first window."""
-    blocks = iter(shard.iter_batches(batch_size=window, batch_format="numpy",
-                                     prefetch_batches=1))
-    return blocks, next(blocks, None)
+_END = object()
 
 
-class _NextPass:
-    """``_open_pass`` in a daemon thread (a stream dropped at the end of training leaves it
-    behind, never waited for); ``take()`` waits for it and re-raises what it raised."""
+class _Pass:
+    """One pass over ``shard`` in windows of ``window`` rows, read by a daemon thread one
+    window per ``next()`` (the first at once: a pass opened ahead of use has its first window
+    ready), so no more rows are held than a synchronous read holds. ``next()`` returns the
+    next window (None at the end), re-raises what the reader raised, and raises
+    ClusterCapacityError when no window comes within ``wait_s`` seconds."""
 
-    def __init__(self, shard, window: int):
+    def __init__(self, shard, window: int, name: str, wait_s: float | None):
+        import queue
         import threading
 
-        self._result: tuple[Iterator[dict], dict | None] | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(shard, window), daemon=True,
-                                        name="dmt-next-pass")
-        self._thread.start()
+        self.name, self.wait_s = name, wait_s
+        self._requests: queue.Queue = queue.Queue()
+        self._results: queue.Queue = queue.Queue()
+        self._requests.put(True)
+        self._asked = True
+        threading.Thread(target=self._read, args=(shard, window), daemon=True,
+                         name=f"dmt-{name}-pass").start()
 
-    def _run(self, shard, window: int) -> None:
+    def _read(self, shard, window: int) -> None:
         try:
-            self._result = _open_pass(shard, window)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer by take()
-            self._error = exc
+            blocks = iter(shard.iter_batches(batch_size=window, batch_format="numpy",
+                                             prefetch_batches=1))
+            while self._requests.get():
+                block = next(blocks, _END)
+                self._results.put(block)
+                if block is _END:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer by next()
+            self._results.put(exc)
 
-    def take(self) -> tuple[Iterator[dict], dict | None]:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
+    def next(self) -> dict | None:
+        import queue
+
+        from pipeline.errors import ClusterCapacityError
+
+        if not self._asked:
+            self._requests.put(True)
+        self._asked = False
+        try:
+            item = self._results.get(timeout=self.wait_s)
+        except queue.Empty:
+            raise ClusterCapacityError(
+                f"the {self.name!r} stream delivered no rows for {self.wait_s:g} s "
+                f"(train.capacity_wait_s): Ray Data could not schedule its tasks (a node "
+                f"lost, or CPUs free in total but not a whole one on any node)") from None
+        if item is _END:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def __del__(self) -> None:
+        self._requests.put(False)  # a pass dropped early: its reader thread ends
 
 
 def counted(stream: Iterator[dict], drawn: dict[str, int], name: str) -> Iterator[dict]:

@@ -19,7 +19,7 @@ from pipeline.locks import FolderLock
 from pipeline.models.pretrained import read_initial_weights
 from pipeline.prepare import require_shards
 from pipeline.ray_env import check_shared, ensure_ray
-from pipeline.train import resources
+from pipeline.train import placement, resources
 from pipeline.train.data import build_datasets
 
 log = logging.getLogger("dmt.train")
@@ -70,6 +70,17 @@ def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config:
 WORKER_GROUP_START_TIMEOUT_S = 60.0  # Ray Train 2.60's default (RAY_TRAIN_WORKER_GROUP_...)
 
 
+def fit_to_cluster(cfg: config_mod.Config) -> config_mod.Config:
+    """``cfg`` with its CPUs per worker fitted to the cluster's nodes, or a ConfigError before
+    any work: a run that cannot hold its workers and Ray Data's stream beside them, in total or
+    on one node, would train stage 1 and then wait forever at the start of stage 2."""
+    ensure_ray()
+    import ray
+
+    return resources.fitted(cfg, ray.cluster_resources().get("CPU", 0.0),
+                            nodes=placement.nodes_from_ray(ray.nodes()))
+
+
 def capacity_retries(cfg: config_mod.Config) -> int:
     """Worker-group start attempts that cover ``train.capacity_wait_s``."""
     import math
@@ -102,6 +113,14 @@ def _end_failed(logger, exc: Exception, run_path: Path, cfg: config_mod.Config) 
     from pipeline.errors import ClusterCapacityError, TrackingUnavailableError
 
     text = f"{type(exc).__name__} {exc}"
+    if "ClusterCapacityError" in text:  # a worker's data stream got no CPU for the whole wait
+        logger.end("FAILED")
+        found = next((line for line in text.splitlines() if "delivered no rows" in line),
+                     "a training stream delivered no rows for train.capacity_wait_s")
+        raise ClusterCapacityError(
+            f"{found.split('ClusterCapacityError: ')[-1].strip()}; training stopped, its "
+            f"checkpoints are in {run_path}: once the capacity is back, `dmt train --resume "
+            f"{run_path}` continues the run") from None
     if "WorkerGroupStartupTimeoutError" in text or "worker group startup timed out" in text:
         logger.end("FAILED")
         raise ClusterCapacityError(
@@ -189,12 +208,7 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
     summary = require_shards(cfg)
     # the weights files are read (and checked) once, here, for a run from scratch
     init = None if resume or warm_start else read_initial_weights(cfg.model)
-    ensure_ray()
-    import ray
-
-    # a run that cannot hold its workers and Ray Data's stream is refused before MLflow or Ray
-    # Train start (it would train stage 1 and hang at the start of stage 2)
-    cfg = resources.fitted(cfg, ray.cluster_resources().get("CPU", 0.0))
+    cfg = fit_to_cluster(cfg)
     storage = config_mod.storage_dir(cfg)
     check_shared({"data.shards": config_mod.data_paths(cfg.data).shards,
                   "train.storage": locations.location(info["storage"]) if resume else storage})

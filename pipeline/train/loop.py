@@ -160,13 +160,15 @@ def _loop(state, cfg, start_epoch, drawn, logger, loop_config, rank, world) -> d
 
     to_device = lambda b: to_torch(b, state.device)  # noqa: E731
     seed = cfg.train.seed * 7919 + rank
+    wait = cfg.train.capacity_wait_s
     labeled = counted(cycle_batches(ray.train.get_dataset_shard("labeled"),
-                                    cfg.optim.batch_size, "labeled", seed), drawn, "labeled")
+                                    cfg.optim.batch_size, "labeled", seed, wait_s=wait),
+                      drawn, "labeled")
     unlabeled = None
     if uses_unlabeled(cfg):
         unlabeled = counted(cycle_batches(ray.train.get_dataset_shard("unlabeled"),
-                                          unlabeled_batch_size(cfg), "unlabeled", seed),
-                            drawn, "unlabeled")
+                                          unlabeled_batch_size(cfg), "unlabeled", seed,
+                                          wait_s=wait), drawn, "unlabeled")
     total = total_epochs(cfg)
     loop_config["total_epochs"] = total
     eval_split = loop_config.get("eval_split", "test")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 from pipeline import config as config_mod
+from pipeline.train import placement
 
 DATA_HEADROOM_CPUS = 1.0  # free beside the workers for Ray Data's stage-2 stream
 AUTO_MAX_CPUS = 1.0  # auto never gives a worker more (decoding runs in Ray Data, not in it)
@@ -44,13 +45,16 @@ def run_cpus(cfg: config_mod.Config, cpus_per_worker: float, trial_cpus: float =
     return trial_cpus + workers + (DATA_HEADROOM_CPUS if cfg.train.num_workers else 0.0)
 
 
-def fitted(cfg: config_mod.Config, cluster_cpus: float, *, sweep: bool = False
-           ) -> config_mod.Config:
-    """A copy of ``cfg`` with a concrete ``train.cpus_per_worker``, after :func:`check_fits`.
-    ``sweep``: the run is a Tune trial, whose driver function holds ``tune.trial_cpus``."""
+def fitted(cfg: config_mod.Config, cluster_cpus: float, *, sweep: bool = False,
+           nodes: list[placement.Node] | None = None) -> config_mod.Config:
+    """A copy of ``cfg`` with a concrete ``train.cpus_per_worker``, after :func:`check_fits`
+    (and, given the cluster's ``nodes``, :func:`fit_nodes`). ``sweep``: the run is a Tune
+    trial, whose driver function holds ``tune.trial_cpus``."""
     trial = cfg.tune.trial_cpus if sweep else 0.0
     cpus = worker_cpus(cfg, cluster_cpus, trial)
     check_fits(cfg, cluster_cpus, cpus, trial)
+    if nodes and cfg.train.num_workers:
+        cpus = fit_nodes(cfg, nodes, cpus, trial)
     out = config_mod.from_dict(config_mod.to_dict(cfg))
     out.train.cpus_per_worker = cpus
     return out
@@ -81,3 +85,47 @@ def check_fits(cfg: config_mod.Config, cluster_cpus: float, cpus_per_worker: flo
         f": one {'trial' if trial_cpus else 'run'} needs {need:g} CPUs for all of stage 2 "
         f"({trial}{nw} worker(s) x {shown} + {DATA_HEADROOM_CPUS:g} free for Ray Data's "
         f"unlabeled stream) but the cluster has {cluster_cpus:g}; {hint}")
+
+
+def fit_nodes(cfg: config_mod.Config, nodes: list[placement.Node], cpus: float,
+              trial_cpus: float = 0.0) -> float:
+    """CPUs per worker that leave Ray Data's stream a CPU on one node once the workers are
+    placed (``train.placement_strategy``) on the cluster's ``nodes``: ``cpus`` when it does,
+    a smaller auto share when ``train.cpus_per_worker`` is auto, else a ConfigError with the
+    per-node numbers and a setting that fits."""
+    strategy, workers = cfg.train.placement_strategy, cfg.train.num_workers
+    selectors = {"worker_nodes": config_mod.label_selector(cfg.train.worker_nodes),
+                 "data_nodes": config_mod.label_selector(cfg.data.nodes)}
+
+    def lay(share: float, how: str = strategy, count: int = workers) -> placement.Layout:
+        return placement.layout(nodes, count, share, how, DATA_HEADROOM_CPUS, trial_cpus,
+                                **selectors)
+
+    if lay(cpus).data_fits:
+        return cpus
+    if cfg.train.cpus_per_worker == 0:  # auto: the largest share that leaves the stream room
+        share = cpus
+        while share - STEP >= STEP - 1e-9:
+            share = round(share - STEP, 4)
+            if lay(share).data_fits:
+                return share
+    raise config_mod.ConfigError(_nodes_message(cfg, nodes, cpus, lay(cpus), lay, trial_cpus))
+
+
+def _nodes_message(cfg, nodes, cpus, found: placement.Layout, lay, trial_cpus: float) -> str:
+    strategy, workers = cfg.train.placement_strategy, cfg.train.num_workers
+    if strategy not in ("PACK", "STRICT_PACK") and lay(cpus, "PACK").data_fits:
+        hint = (f"--set train.placement_strategy=PACK (it {lay(cpus, 'PACK').describe()} on "
+                f"those nodes)")
+    elif (fewer := next((k for k in range(workers - 1, 0, -1) if lay(cpus, count=k).data_fits),
+                        0)):
+        hint = f"--set train.num_workers={fewer} (or nodes with more CPUs)"
+    else:
+        hint = "train.num_workers=0 (in-process) or nodes with more CPUs"
+    where = " of the data.nodes labels" if cfg.data.nodes else ""
+    trial = f" beside a trial's driver ({trial_cpus:g} CPU)" if trial_cpus else ""
+    sizes = ", ".join(f"{n.name} {n.cpus:g} CPU" for n in nodes)
+    return (f"train.num_workers / train.placement_strategy: {workers} worker(s) x {cpus:g} CPU "
+            f"placed {strategy}{trial} on {len(nodes)} node(s) ({sizes}): {found.describe()}; Ray "
+            f"Data's stage-2 stream needs {DATA_HEADROOM_CPUS:g} CPU free on one node{where} "
+            f"(without it the run trains stage 1, then waits forever); {hint}")

@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline import config as config_mod
 from pipeline.locks import FolderLock
-from pipeline.train import resources
+from pipeline.train import placement, resources
 from pipeline.tune import space as space_mod
 from pipeline.tune import warmup
 from pipeline.tune.trials import close_children, register_best, run_trial, trial_rows
@@ -263,7 +263,8 @@ def _run_sweep(sw: _Sweep, say, register: tuple[str, str] | None) -> SweepOutcom
     ensure_ray()
     cluster_cpus = ray.cluster_resources().get("CPU", 1)
     # before any data, MLflow or trial work: a trial that cannot fit is refused
-    sw.cfg = cfg = resources.fitted(sw.cfg, cluster_cpus, sweep=True)
+    sw.cfg = cfg = resources.fitted(sw.cfg, cluster_cpus, sweep=True,
+                                    nodes=placement.nodes_from_ray(ray.nodes()))
     prepare_dataset(cfg, say)
     if not validation_ids(cfg):
         raise config_mod.ConfigError("data.val_fraction: the validation split is empty")
