@@ -227,7 +227,11 @@ def write_atomically(final: Path | ObjectPath, write: Callable[[Any, Any], None]
         write(final.path, final.fs)
         return
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.inprogress")
-    write(tmp, None)
+    try:
+        write(tmp, None)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a half-written file: never left (a full disk, a kill...)
+        raise
     os.replace(tmp, final)
 
 

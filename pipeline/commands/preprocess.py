@@ -71,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.data import AnnotationError, InputError, PreprocessError, run_preprocess
     from pipeline.data.sources import resolve_sources
+    from pipeline.errors import DiskFullError
 
     cfg = load_config(args)
     for flag, key in (("videos", "data.videos"), ("frames", "data.frames"),
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             sources.inputs, shards, annotations=sources.annotations, fmt=cfg.data.format,
             lists=sources.lists, data=cfg.data, engine=args.engine, force=args.force,
             progress=args.progress, config=config_mod.to_dict(cfg))
-    except (InputError, AnnotationError, PreprocessError, ValueError) as exc:
+    except (InputError, AnnotationError, PreprocessError, DiskFullError, ValueError) as exc:
         print(f"dmt preprocess: {exc}", file=sys.stderr)
         return 1
     if args.json:

@@ -45,6 +45,7 @@ from typing import Any
 
 from pipeline import locations
 from pipeline.data.decode import DecodeOptions
+from pipeline.data.disk import disk_full
 from pipeline.data.engines import run_local, run_ray
 from pipeline.data.inputs import FramesAudio
 from pipeline.data.plan import Plan, build_plan, clip_key, fingerprint
@@ -62,6 +63,7 @@ from pipeline.data.resume import (
 )
 from pipeline.data.summary import finalize, run_meta
 from pipeline.data.writer import atomic_write_bytes, write_shard
+from pipeline.errors import no_space
 from pipeline.locks import FolderLock
 
 ENGINES = ("ray", "local")
@@ -130,17 +132,22 @@ def _preprocess(videos: str | Path | FramesAudio, out: Path, annotations: str | 
     done_keys = set(done) | {clip_key(r["id"], r["path"]) for r in quarantined}
     pending = [it for it in plan.items if clip_key(it["id"], it["path"]) not in done_keys]
     t1 = time.perf_counter()
-    if pending:
-        _decode(engine, pending, tmp, opts, data, num_cpus_per_task, progress)
-    t_decode = time.perf_counter() - t1
+    try:
+        if pending:
+            _decode(engine, pending, tmp, opts, data, num_cpus_per_task, progress)
+        t_decode = time.perf_counter() - t1
 
-    t2 = time.perf_counter()
-    meta = run_meta(engine, done_keys, pending, notes, opts=opts, data=data, config=config,
-                    videos=videos, t_plan=t_plan, t_decode=t_decode)
-    summary = finalize(tmp, plan, fp, meta)
-    summary["timings"]["finalize_s"] = round(time.perf_counter() - t2, 3)
-    summary["timings"]["total_s"] = round(time.perf_counter() - t0, 3)
-    atomic_write_bytes(tmp / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode())
+        t2 = time.perf_counter()
+        meta = run_meta(engine, done_keys, pending, notes, opts=opts, data=data,
+                        config=config, videos=videos, t_plan=t_plan, t_decode=t_decode)
+        summary = finalize(tmp, plan, fp, meta)
+        summary["timings"]["finalize_s"] = round(time.perf_counter() - t2, 3)
+        summary["timings"]["total_s"] = round(time.perf_counter() - t0, 3)
+        atomic_write_bytes(tmp / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode())
+    except Exception as exc:
+        if no_space(exc) and isinstance(tmp, Path):
+            raise disk_full(tmp, len(plan.items), opts) from None
+        raise
     install(tmp, out)
     summary["up_to_date"] = False
     return summary

@@ -6,6 +6,7 @@ prepared first (``pipeline.prepare.prepare_dataset``); fit never writes data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 
 from pipeline import config as config_mod
 from pipeline import locations
+from pipeline.engine import checkpoint as ckpt_io
 from pipeline.engine.heatmaps import heatmap_clips
 from pipeline.locks import FolderLock
 from pipeline.models.pretrained import read_initial_weights
@@ -110,9 +112,13 @@ def _end_failed(logger, exc: Exception, run_path: Path, cfg: config_mod.Config) 
     """Mark the run FAILED; when the tracking server is what failed (a worker could not log
     for ``tracking.retry_s``) or the cluster could not hold the workers for
     ``train.capacity_wait_s``, say so in one error, with the command that continues the run."""
-    from pipeline.errors import ClusterCapacityError, TrackingUnavailableError
+    from pipeline.errors import ClusterCapacityError, TrackingUnavailableError, no_space
 
     text = f"{type(exc).__name__} {exc}"
+    if no_space(exc):
+        with contextlib.suppress(Exception):  # the tracking store may share the full device
+            logger.end("FAILED")
+        raise disk_full_in_run(run_path, exc) from None
     if "ClusterCapacityError" in text:  # a worker's data stream got no CPU for the whole wait
         logger.end("FAILED")
         found = next((line for line in text.splitlines() if "delivered no rows" in line),
@@ -142,6 +148,50 @@ def _end_failed(logger, exc: Exception, run_path: Path, cfg: config_mod.Config) 
             f"{first.split('TrackingUnavailableError: ')[-1].strip()}; training stopped, its "
             f"checkpoints are in {run_path}: once the server is back, `dmt train --resume "
             f"{run_path}` continues the run") from None
+
+
+def disk_full_in_run(run_path: Path, exc: BaseException, where: Path | None = None,
+                     finished: bool = False):
+    """A training run stopped by a full device: the path that was written (the error's, else
+    ``where``), the bytes a checkpoint takes and free there, the resume command. A checkpoint
+    that Ray could not finish copying (a truncated ``state.pt``, a folder without one) is
+    removed: no reader may take it for the run's latest. ``finished``: the training itself
+    ended, what failed was logging its model."""
+    import re
+    import shutil
+
+    from pipeline.errors import DiskFullError, no_space_path
+
+    named = no_space_path(exc) or re.search(r"No space left on device: '([^']+)'", str(exc))
+    if named is not None and not isinstance(named, str):
+        named = named.group(1)
+    where = Path(named) if named else (where or run_path)
+    whole = _whole_checkpoints(run_path)
+    size = (whole[-1] / ckpt_io.FILENAME).stat().st_size if whole else 0
+    probe = next((p for p in (where, *where.parents) if p.exists()), run_path)
+    free = shutil.disk_usage(probe).free
+    last = f"its last whole checkpoint is {whole[-1]}" if whole else "no checkpoint was kept"
+    need = f"a checkpoint takes {size:,} bytes, " if size else ""
+    state, then = (("training finished but its model was not logged", " and logs the model")
+                   if finished else ("training stopped", ""))
+    return DiskFullError(
+        f"no space left on the device writing {where}: {need}{free:,} bytes free there; "
+        f"{state}, {last}: free space, then `dmt train --resume {run_path}` continues the "
+        f"run{then}")
+
+
+def _whole_checkpoints(run_path: Path) -> list[Path]:
+    """The run's checkpoint folders that load, oldest first; the others are deleted."""
+    import shutil
+
+    whole = []
+    for folder in sorted(p for p in run_path.glob("checkpoint_*") if p.is_dir()):
+        try:
+            ckpt_io.load(folder / ckpt_io.FILENAME)
+            whole.append(folder)
+        except (OSError, ValueError):
+            shutil.rmtree(folder, ignore_errors=True)
+    return whole
 
 
 def _print_worker_errors(exc: Exception) -> None:
@@ -244,9 +294,8 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
                 callbacks: list | None, say, epoch_lines: bool, summary: dict[str, Any],
                 warm_start: dict[str, str] | None) -> TrainOutcome:
     """The run's folder written, its trainer fitted and its MLflow run closed."""
-    import contextlib
-
     from pipeline import tracking
+    from pipeline.errors import no_space
     from pipeline.train.progress import EpochLineRelay
 
     logger = tracking.RunLogger(uri, run_id, cfg.tracking.retry_s)
@@ -285,11 +334,17 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
     if checkpoint_path is not None:
         with result.checkpoint.as_directory() as local:  # downloaded when in object storage
             state = Path(local) / "state.pt"
-            logger.log_artifact(state, "checkpoint")  # for --resume elsewhere
-            try:  # the MLflow model (runs:/<id>/model): the Models tab, the registry, pyfunc
+            try:
+                logger.log_artifact(state, "checkpoint")  # for --resume elsewhere
+                # the MLflow model (runs:/<id>/model): the Models tab, the registry, pyfunc
                 tracking.log_model(logger, state, cfg)
-            except Exception:
-                logger.end("FAILED")
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    logger.end("FAILED")
+                if no_space(exc):
+                    root = tracking.local_artifact_root(uri)
+                    raise disk_full_in_run(run_path, exc, Path(root[len("file://"):]) if root
+                                           else None, finished=True) from None
                 raise
     logger.end("FINISHED")
     return TrainOutcome(run_id, uri, run_path, checkpoint_path, dict(result.metrics or {}),
