@@ -119,10 +119,14 @@ def _end_failed(logger, exc: Exception, run_path: Path, cfg: config_mod.Config) 
         with contextlib.suppress(Exception):  # the tracking store may share the full device
             logger.end("FAILED")
         raise disk_full_in_run(run_path, exc) from None
-    if "ClusterCapacityError" in text:  # a worker's data stream got no CPU for the whole wait
+    if "ClusterCapacityError" in text or "ExecutionTimeoutError" in text:
+        # a worker's data stream got no rows for train.capacity_wait_s, or Ray Data's own guard
+        # (DataContext.execution_no_progress_timeout_s, 30 minutes) stopped the decoding of
+        # the labeled and evaluation splits: no CPU for its tasks
         logger.end("FAILED")
         found = next((line for line in text.splitlines() if "delivered no rows" in line),
-                     "a training stream delivered no rows for train.capacity_wait_s")
+                     "Ray Data made no progress for DataContext.execution_no_progress_timeout_"
+                     "s (its tasks could not be scheduled)")
         raise ClusterCapacityError(
             f"{found.split('ClusterCapacityError: ')[-1].strip()}; training stopped, its "
             f"checkpoints are in {run_path}: once the capacity is back, `dmt train --resume "
@@ -310,7 +314,11 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
     if not resume:
         logger.log_text(config_mod.dump_yaml(cfg), "config.yaml")
     clips = heatmap_clips(config_mod.data_paths(cfg.data).shards, cfg.tracking.heatmaps)
-    datasets = build_datasets(cfg, eval_split)
+    try:
+        datasets = build_datasets(cfg, eval_split)
+    except Exception as exc:
+        _end_failed(logger, exc, run_path, cfg)
+        raise
     if not resume:
         _log_inputs(logger, cfg, summary, datasets)
     relay = EpochLineRelay(say) if epoch_lines else contextlib.nullcontext()
