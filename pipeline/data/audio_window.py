@@ -32,11 +32,11 @@ from pipeline.data.media import (
     SEEK,
     ClipError,
     Media,
-    Span,
     decode,
     seconds,
     short_error,
 )
+from pipeline.data.spans import Span
 
 # Decoding starts this much before the window: the resampler's filter and a codec's overlap
 # (AAC, MP3, Vorbis frames overlap their neighbours) settle before the first kept sample.
@@ -78,9 +78,11 @@ def read_audio_window(media: Media, index: int, span: Span, origin: float, sr: i
             landed = _seek_window(media, index, span.start, sr, wanted, need)
         if landed is not None:
             track, k0, decoder = *landed, SEEK
-        else:
+        else:  # from the start, as far as the window centred on `middle` could reach
             media.rewind()
-            track, _ = _resampled(media.container, media.stream(index), span.end, sr)
+            until = span.end if total < need else max(span.start + (wanted + need) / sr,
+                                                      middle + window_seconds / 2)
+            track = _resampled(media.container, media.stream(index), until + LEAD_SECONDS, sr)
             k0, decoder = 0, FROM_START
     except ClipError:
         raise
@@ -126,25 +128,33 @@ def _seek_window(media: Media, index: int, start: float, sr: int, wanted: int, n
     return mono, k0
 
 
+def _placed_frames(container, stream, until: float):
+    """(frame, its time or None) decoded from the current position, from the first frame with
+    a timestamp (samples before it cannot be placed) to the one reaching ``until`` seconds."""
+    placed = False
+    for frame in decode(container, stream):
+        t = seconds(frame.pts, frame.time_base or stream.time_base)
+        if not placed and t is None:
+            continue
+        placed = True
+        yield frame, t
+        if t is not None and t + frame.samples / frame.sample_rate >= until:
+            return
+
+
 def _source(container, stream, until: float) -> tuple[np.ndarray, float | None]:
     """Decoded source samples from the current position to ``until`` seconds, as float32
     (channels, n) at the stream's own rate, and the time of the first; (empty, None) when
     nothing decoded."""
     import av  # PyAV only where clips are decoded (see media.py)
 
-    planar = None
-    chunks, t0 = [], None
-    for frame in decode(container, stream):
-        t = seconds(frame.pts, frame.time_base or stream.time_base)
-        if t0 is None:
-            if t is None:
-                continue  # no timestamp yet: cannot place these samples
+    planar, chunks, t0 = None, [], None
+    for frame, t in _placed_frames(container, stream, until):
+        if planar is None:
             t0 = t
             planar = av.AudioResampler(format="fltp", layout=frame.layout.name,
                                        rate=frame.sample_rate)
         chunks.extend(out.to_ndarray() for out in planar.resample(frame))
-        if t is not None and t + frame.samples / frame.sample_rate >= until:
-            break
     if planar is not None:
         chunks.extend(out.to_ndarray() for out in planar.resample(None))
     if not chunks:
@@ -168,25 +178,16 @@ def _resample_array(source: np.ndarray, rate: int, sr: int) -> np.ndarray:
     return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
 
 
-def _resampled(container, stream, until: float, sr: int) -> tuple[np.ndarray, float | None]:
-    """Decode from the current position until ``until`` seconds (or the end), downmixed and
-    resampled: (samples, time of the first one; None when nothing decoded)."""
+def _resampled(container, stream, until: float, sr: int) -> np.ndarray:
+    """Mono samples at ``sr`` decoded from the current position to ``until`` seconds (or the
+    end), downmixed and resampled frame by frame."""
     import av
 
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
-    chunks, t0 = [], None
-    for frame in decode(container, stream):
-        t = seconds(frame.pts, frame.time_base or stream.time_base)
-        if t0 is None:
-            if t is None:
-                continue  # no timestamp yet: cannot place these samples
-            t0 = t
-        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-        if t is not None and t + frame.samples / frame.sample_rate >= until + LEAD_SECONDS:
-            break
+    chunks = [out.to_ndarray().reshape(-1) for frame, _ in _placed_frames(container, stream, until)
+              for out in resampler.resample(frame)]
     chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-    track = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    return track, t0
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 
 def _clean(wave: np.ndarray) -> np.ndarray:
