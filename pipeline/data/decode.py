@@ -5,7 +5,7 @@
 split and never raises: a failure becomes a row whose ``error`` column holds the reason.
 :class:`ClipDecoder` applies :func:`make_row` to a batch (the ``map_batches`` callable).
 
-What is taken from a clip (the field's convention, docs/method.md "Inputs"), all by PyAV and
+What is taken from a clip (the field's convention, EZ-VSL's), all by PyAV and
 on the timeline of :mod:`pipeline.data.media` (0 = the container's start, as a player shows):
 
 - Frame (``video_frame.read_frame``): the frame shown at the middle of the video stream (for a
@@ -50,14 +50,13 @@ from pipeline.data.media import (
     PILLOW,
     ClipError,
     Facts,
-    Span,
     audio_stream,
-    measure_spans,
     open_media,
     probe,
     short_error,
     video_stream,
 )
+from pipeline.data.spans import Span, measure_spans
 from pipeline.data.video_frame import Frame, read_frame
 
 __all__ = ["TRUNCATED_FRACTION", "ClipDecoder", "ClipError", "DecodeOptions", "decode_clip",

@@ -18,12 +18,13 @@ from pipeline.data.media import (
     SEEK,
     ClipError,
     Media,
-    Span,
     decode,
+    frame_rate,
     seconds,
     short_error,
 )
 from pipeline.data.orientation import Orientation, from_display_matrix
+from pipeline.data.spans import Span
 
 RESEEK_SECONDS = 3.0  # when a seek lands late, the second try starts this much earlier
 
@@ -38,11 +39,6 @@ class Frame:
     duration: float  # end of the last frame on the row's timeline, seconds
     orientation: Orientation
     decoder: str  # SEEK, or FROM_START when the seek landed after the time
-
-
-def frame_rate(stream) -> float:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    return float(rate) if rate else 0.0
 
 
 def target_time(span: Span, origin: float, frame_time: float) -> float:
