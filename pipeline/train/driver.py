@@ -15,7 +15,6 @@ from typing import Any
 
 from pipeline import config as config_mod
 from pipeline import locations
-from pipeline.engine import checkpoint as ckpt_io
 from pipeline.engine.heatmaps import heatmap_clips
 from pipeline.locks import FolderLock
 from pipeline.models.pretrained import read_initial_weights
@@ -23,6 +22,7 @@ from pipeline.prepare import require_shards
 from pipeline.ray_env import check_shared, ensure_ray
 from pipeline.train import placement, resources
 from pipeline.train.data import build_datasets
+from pipeline.train.failures import disk_full_in_run, end_failed, print_worker_errors
 
 log = logging.getLogger("dmt.train")
 RUN_INFO = "dmt_run.json"  # written into the Ray run folder: how to resume it
@@ -106,106 +106,6 @@ def _ordered_ingest(cfg: config_mod.Config):
     return ExecutionOptions(resource_limits=ctx.resource_limits, preserve_order=True,
                             verbose_progress=ctx.verbose_progress,
                             label_selector=config_mod.label_selector(cfg.data.nodes))
-
-
-def _end_failed(logger, exc: Exception, run_path: Path, cfg: config_mod.Config) -> None:
-    """Mark the run FAILED; when the tracking server is what failed (a worker could not log
-    for ``tracking.retry_s``) or the cluster could not hold the workers for
-    ``train.capacity_wait_s``, say so in one error, with the command that continues the run."""
-    from pipeline.errors import ClusterCapacityError, TrackingUnavailableError, no_space
-
-    text = f"{type(exc).__name__} {exc}"
-    if no_space(exc):
-        with contextlib.suppress(Exception):  # the tracking store may share the full device
-            logger.end("FAILED")
-        raise disk_full_in_run(run_path, exc) from None
-    if "ClusterCapacityError" in text or "ExecutionTimeoutError" in text:
-        # a worker's data stream got no rows for train.capacity_wait_s, or Ray Data's own guard
-        # (DataContext.execution_no_progress_timeout_s, 30 minutes) stopped the decoding of
-        # the labeled and evaluation splits: no CPU for its tasks
-        logger.end("FAILED")
-        found = next((line for line in text.splitlines() if "delivered no rows" in line),
-                     "Ray Data made no progress for DataContext.execution_no_progress_timeout_"
-                     "s (its tasks could not be scheduled)")
-        raise ClusterCapacityError(
-            f"{found.split('ClusterCapacityError: ')[-1].strip()}; training stopped, its "
-            f"checkpoints are in {run_path}: once the capacity is back, `dmt train --resume "
-            f"{run_path}` continues the run") from None
-    if "WorkerGroupStartupTimeoutError" in text or "worker group startup timed out" in text:
-        logger.end("FAILED")
-        raise ClusterCapacityError(
-            f"the cluster could not hold {cfg.train.num_workers} training worker(s) for "
-            f"train.capacity_wait_s={cfg.train.capacity_wait_s:g} s (a node lost and not "
-            f"replaced?); training stopped, its checkpoints are in {run_path}: once the "
-            f"capacity is back, `dmt train --resume {run_path}` continues the run") from None
-    tracking_down = "TrackingUnavailableError" in text
-    try:
-        if tracking_down:
-            logger.retry_s = min(logger.retry_s, 10.0)  # it was just given its full wait
-        logger.end("FAILED")
-    except TrackingUnavailableError:
-        tracking_down = True
-    if tracking_down:
-        first = next((line for line in str(exc).splitlines() if "unreachable for" in line),
-                     "the MLflow tracking server is unreachable")
-        raise TrackingUnavailableError(
-            f"{first.split('TrackingUnavailableError: ')[-1].strip()}; training stopped, its "
-            f"checkpoints are in {run_path}: once the server is back, `dmt train --resume "
-            f"{run_path}` continues the run") from None
-
-
-def disk_full_in_run(run_path: Path, exc: BaseException, where: Path | None = None,
-                     finished: bool = False):
-    """A training run stopped by a full device: the path that was written (the error's, else
-    ``where``), the bytes a checkpoint takes and free there, the resume command. A checkpoint
-    that Ray could not finish copying (a truncated ``state.pt``, a folder without one) is
-    removed: no reader may take it for the run's latest. ``finished``: the training itself
-    ended, what failed was logging its model."""
-    import re
-    import shutil
-
-    from pipeline.errors import DiskFullError, no_space_path
-
-    named = no_space_path(exc) or re.search(r"No space left on device: '([^']+)'", str(exc))
-    if named is not None and not isinstance(named, str):
-        named = named.group(1)
-    where = Path(named) if named else (where or run_path)
-    whole = _whole_checkpoints(run_path)
-    size = (whole[-1] / ckpt_io.FILENAME).stat().st_size if whole else 0
-    probe = next((p for p in (where, *where.parents) if p.exists()), run_path)
-    free = shutil.disk_usage(probe).free
-    last = f"its last whole checkpoint is {whole[-1]}" if whole else "no checkpoint was kept"
-    need = f"a checkpoint takes {size:,} bytes, " if size else ""
-    state, then = (("training finished but its model was not logged", " and logs the model")
-                   if finished else ("training stopped", ""))
-    return DiskFullError(
-        f"no space left on the device writing {where}: {need}{free:,} bytes free there; "
-        f"{state}, {last}: free space, then `dmt train --resume {run_path}` continues the "
-        f"run{then}")
-
-
-def _whole_checkpoints(run_path: Path) -> list[Path]:
-    """The run's checkpoint folders that load, oldest first; the others are deleted."""
-    import shutil
-
-    whole = []
-    for folder in sorted(p for p in run_path.glob("checkpoint_*") if p.is_dir()):
-        try:
-            ckpt_io.load(folder / ckpt_io.FILENAME)
-            whole.append(folder)
-        except (OSError, ValueError):
-            shutil.rmtree(folder, ignore_errors=True)
-    return whole
-
-
-def _print_worker_errors(exc: Exception) -> None:
-    """Each failed worker's whole traceback on stderr: Ray Train's own message keeps the first
-    and last 500 characters of it ("Output truncated"), which hides the cause, and the
-    workers' output is not on the console (``pipeline.console``)."""
-    import sys
-
-    for rank, error in sorted((getattr(exc, "worker_failures", None) or {}).items()):
-        print(f"[train] worker {rank} failed:\n{error}", file=sys.stderr, flush=True)
 
 
 def _resume_info(target: str, uri: str) -> dict[str, Any]:
@@ -317,7 +217,7 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
     try:
         datasets = build_datasets(cfg, eval_split)
     except Exception as exc:
-        _end_failed(logger, exc, run_path, cfg)
+        end_failed(logger, exc, run_path, cfg)
         raise
     if not resume:
         _log_inputs(logger, cfg, summary, datasets)
@@ -335,8 +235,8 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
         logger.end("KILLED")
         raise
     except Exception as exc:
-        _print_worker_errors(exc)
-        _end_failed(logger, exc, run_path, cfg)
+        print_worker_errors(exc)
+        end_failed(logger, exc, run_path, cfg)
         raise
     checkpoint_path = _checkpoint_location(result.checkpoint, run_path)
     if checkpoint_path is not None:
