@@ -6,6 +6,7 @@ disk."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 
 import pyarrow.parquet as pq
@@ -23,12 +24,11 @@ except ImportError:  # pytest run without the repo root on sys.path
 DATA = DataConfig(rows_per_file=4)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 600 kB tmpfs: room for a few of the clips' shards, not all."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)],
+@contextlib.contextmanager
+def tmpfs(mount, size: str):
+    """A tmpfs of ``size`` mounted at ``mount`` (made here), unmounted whatever happens."""
+    mount.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if made.returncode:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.strip()}")
@@ -36,6 +36,13 @@ def small_disk(tmp_path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 600 kB tmpfs: room for a few of the clips' shards, not all."""
+    with tmpfs(tmp_path / "small", "600k") as mount:
+        yield mount
 
 
 @pytest.fixture(scope="module")
@@ -141,12 +148,7 @@ def test_an_mlflow_artifact_store_that_is_full_stops_the_run_and_resume_logs_the
     from pipeline import tracking
 
     store = tmp_path / "mlflow"
-    (store / "mlartifacts").mkdir(parents=True)
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs",
-                           str(store / "mlartifacts")], capture_output=True, text=True)
-    if made.returncode:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.strip()}")
-    try:
+    with tmpfs(store / "mlartifacts", "200k"):
         cfg = C.from_dict(C.to_dict(smoke_base))
         cfg.train.storage, cfg.train.stage2_epochs = str(tmp_path / "runs"), 1
         cfg.tracking.uri, cfg.tracking.heatmaps = f"sqlite:///{store / 'mlflow.db'}", 0
@@ -171,5 +173,3 @@ def test_an_mlflow_artifact_store_that_is_full_stops_the_run_and_resume_logs_the
         runs = tracking.search_runs(cfg.tracking.uri, cfg.name)
         assert [r.info.status for r in runs] == ["FINISHED"]
         assert tracking.run_model_id(cfg.tracking.uri, runs[0].info.run_id)
-    finally:
-        subprocess.run(["umount", "-l", str(store / "mlartifacts")], check=False)
