@@ -37,8 +37,10 @@ test-long: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not slow"
 
+# style, and the layers and cycles import-linter checks (pyproject.toml's contracts)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pipeline tests jobs
+	$(VENV)/bin/lint-imports
 
 bench-preprocess: $(STAMP)
 	$(PY) jobs/benchmarks/preprocess_bench.py

@@ -70,7 +70,7 @@ class _DropNotices(logging.Filter):
 def log_folder() -> str | None:
     """Where this Ray session's log files are: Ray's documented default, the ``session_latest``
     link in its temp folder on the node that started the session (None before Ray starts)."""
-    import ray
+    import ray  # heavy: on use (this module loads with `dmt --help`)
 
     if not ray.is_initialized():
         return None

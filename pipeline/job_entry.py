@@ -15,63 +15,18 @@ job runs in:
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable
 
-JOBS = ("preprocess", "train", "tune", "evaluate", "demo")
-
-
-def evaluate_extend(parser: argparse.ArgumentParser) -> None:
-    """``evaluate`` as a job: ``--data`` may come from ``--config``/``--set`` instead."""
-    for action in parser._actions:  # noqa: SLF001 - argparse has no public way to relax it
-        if action.dest == "data":
-            action.required = False
-    parser.add_argument("--config", help="config whose data.shards is the default --data")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a dotted key; repeatable")
-
-
-def evaluate_prepare(args: argparse.Namespace) -> None:
-    from pipeline import config as config_mod
-
-    if args.config or args.overrides:
-        cfg = config_mod.load(args.config, args.overrides)  # ConfigError: exit 2
-        if not args.data:
-            args.data = str(config_mod.data_paths(cfg.data).shards)
-    if not args.data:
-        raise config_mod.ConfigError("--data: give the shards folder, or --config/--set whose "
-                                     "data.shards (default ROOT/shards) names it")
-
-
-# job -> (extend the parser, adjust the parsed arguments)
-HOOKS: dict[str, tuple[Callable | None, Callable | None]] = {
-    "evaluate": (evaluate_extend, evaluate_prepare)}
-
-
-def job_parser(job: str, prog: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser of ``job``: its command's, with the job-only additions."""
-    from pipeline.cli import COMMANDS
-
-    module_name, help_text = COMMANDS[job]
-    mod = importlib.import_module(f"pipeline.commands.{module_name}")
-    parser = argparse.ArgumentParser(prog=prog or f"jobs/{job}.py",
-                                     description=mod.__doc__ or help_text)
-    mod.add_arguments(parser)
-    extend = HOOKS.get(job, (None, None))[0]
-    if extend is not None:
-        extend(parser)
-    return parser
+from pipeline.commands import COMMANDS
+from pipeline.commands.job_args import JOBS, job_parser, prepare_job_args
+from pipeline.config import ConfigError
 
 
 def main(job: str, argv: list[str] | None = None, prog: str | None = None) -> int:
     """Parse ``argv`` with ``job``'s parser and run its command; return the exit status."""
-    from pipeline.cli import COMMANDS
-    from pipeline.config import ConfigError
-
     prog = prog or f"jobs/{job}.py"
     argv = sys.argv[1:] if argv is None else argv
     # Small machines: one Parquet footer reader instead of 32 (see RAY-NOTES).
@@ -79,9 +34,7 @@ def main(job: str, argv: list[str] | None = None, prog: str | None = None) -> in
     mod = importlib.import_module(f"pipeline.commands.{COMMANDS[job][0]}")
     args = job_parser(job, prog).parse_args(argv)  # usage errors: argparse exits 2
     try:
-        prepare = HOOKS.get(job, (None, None))[1]
-        if prepare is not None:
-            prepare(args)
+        prepare_job_args(job, args)
         return int(mod.run(args) or 0)
     except ConfigError as exc:
         print(f"{prog}: config error: {exc}", file=sys.stderr)

@@ -13,17 +13,23 @@ for DMT), 224x224 in [0, 1]. The box is the bounding box of the region of ``map 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from pipeline import locations
+from pipeline.data.codecs import decode_jpeg
+from pipeline.data.decode import ClipError, DecodeOptions, decode_clip, decode_pair
+from pipeline.dmt.step import predict_maps
+from pipeline.engine import checkpoint as ckpt_io
+from pipeline.engine.batches import ToTrainingBatch, to_torch
+from pipeline.engine.evaluation import reported_role
+from pipeline.engine.heatmaps import overlay_grid_png
+from pipeline.engine.offline import load_state
 
-MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
 BOX_THRESHOLD = 0.5
 
 
@@ -62,51 +68,6 @@ class Localization:
         }
 
 
-def resolve_checkpoint(spec: str, tracking_uri: str = "",
-                       download_dir: str | os.PathLike | None = None) -> Path:
-    """A local ``state.pt`` for a file, a folder holding one, or an MLflow URI: a run's
-    artifact (``runs:/<id>/checkpoint``), a logged or registered model (``runs:/<id>/model``,
-    ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``models:/<model id>``: the
-    model's folder holds the checkpoint), downloaded from ``tracking_uri`` (default
-    ``$MLFLOW_TRACKING_URI`` or ./mlflow.db), or an object-storage URI (a Ray checkpoint or run
-    folder in ``s3://...``: its newest state.pt)."""
-    from pipeline.engine import checkpoint as ckpt_io
-
-    if spec.startswith(MLFLOW_SCHEMES):
-        from pipeline import tracking
-
-        uri = tracking.resolve_tracking_uri(tracking_uri)
-        dst = Path(download_dir or tempfile.mkdtemp(prefix="dmt-localize-"))
-        try:
-            local = tracking.download_artifacts(uri, spec, dst)
-        except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a bad URI
-            raise LocalizeError(f"{spec}: cannot download from {uri}: "
-                                f"{type(exc).__name__}: {exc}") from None
-        spec_path = Path(local)
-    elif locations.is_uri(spec):  # a checkpoint in object storage (train.storage=s3://...)
-        spec_path = _download_state(spec, Path(download_dir or tempfile.mkdtemp(
-            prefix="dmt-localize-")))
-    else:
-        spec_path = Path(spec)
-    try:
-        return ckpt_io.find(spec_path)
-    except FileNotFoundError as exc:
-        raise LocalizeError(f"{spec}: {exc}") from None
-
-
-def _download_state(spec: str, dst: Path) -> Path:
-    """The newest ``state.pt`` at or under an object-storage URI (``checkpoint.find``), copied
-    into ``dst``."""
-    from pipeline.engine import checkpoint as ckpt_io
-
-    try:
-        found = ckpt_io.find(locations.location(spec, "checkpoint"))
-        (dst / ckpt_io.FILENAME).write_bytes(found.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise LocalizeError(f"{spec}: {exc}") from None
-    return dst / ckpt_io.FILENAME
-
-
 def peak_box(heat: np.ndarray, threshold: float = BOX_THRESHOLD
              ) -> tuple[list[float], tuple[int, int]]:
     """Normalised (xmin, ymin, xmax, ymax) of the 8-connected region of ``heat >= threshold``
@@ -138,37 +99,32 @@ class Localizer:
     ``dmt localize`` and the MLflow model's ``predict`` both use it."""
 
     def __init__(self, state: Any, cfg: Any, checkpoint: str):
-        from pipeline.data.decode import DecodeOptions
-        from pipeline.engine.batches import ToTrainingBatch
-        from pipeline.engine.evaluation import reported_role
-
         self.state, self.cfg, self.checkpoint = state, cfg, checkpoint
         self.options = DecodeOptions.from_config(cfg.data)
         self.role = reported_role(state.method, cfg.dmt.eval_model)
         self._convert = ToTrainingBatch(cfg.model.image_size, None)
 
     @classmethod
-    def load(cls, checkpoint: str, *, device: str = "cpu", tracking_uri: str = "") -> Localizer:
-        """From a ``state.pt``, a folder holding one, or an MLflow URI (see
-        :func:`resolve_checkpoint`); LocalizeError naming the checkpoint if it cannot load."""
-        import torch
-
-        from pipeline.engine.offline import load_state
-
+    def load(cls, checkpoint: str | os.PathLike, *, device: str = "cpu",
+             name: str = "") -> Localizer:
+        """From a local ``state.pt`` or a folder holding one (checkpoints by URI:
+        ``pipeline.checkpoint_uri.load_localizer``); ``name``: how results name the checkpoint
+        (default: the path). LocalizeError naming the checkpoint if it cannot load."""
+        name = name or str(checkpoint)
         if device == "cuda" and not torch.cuda.is_available():
             raise LocalizeError("--device cuda: no CUDA device is available here")
-        with tempfile.TemporaryDirectory(prefix="dmt-localize-") as tmp:  # MLflow downloads
-            file = resolve_checkpoint(checkpoint, tracking_uri, tmp)
-            try:
-                state, cfg, _ = load_state(file, device)
-            except (ValueError, KeyError, RuntimeError) as exc:
-                raise LocalizeError(f"{checkpoint}: cannot load {file.name}: {exc}") from None
-        return cls(state, cfg, checkpoint)
+        try:
+            file = ckpt_io.find(checkpoint)
+        except FileNotFoundError as exc:
+            raise LocalizeError(f"{name}: {exc}") from None
+        try:
+            state, cfg, _ = load_state(file, device)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise LocalizeError(f"{name}: cannot load {file.name}: {exc}") from None
+        return cls(state, cfg, name)
 
     def video(self, path: str | os.PathLike, clip_id: str | None = None) -> Localization:
         """Localize in one video (id: its file stem unless given)."""
-        from pipeline.data.decode import ClipError, decode_clip
-
         path = Path(path)
         clip_id = clip_id or path.stem
         try:
@@ -181,8 +137,6 @@ class Localizer:
              clip_id: str | None = None) -> Localization:
         """Localize in a frame image + audio file (the frames+audio layout; the audio window is
         centred on the middle of the track, as preprocessing does). Id: the frame's stem."""
-        from pipeline.data.decode import ClipError, decode_pair
-
         frame, audio = Path(frame), Path(audio)
         clip_id = clip_id or frame.stem
         for kind, path in (("frame", frame), ("audio", audio)):
@@ -197,12 +151,6 @@ class Localizer:
 
     def _predict(self, row: dict[str, Any], source: str, audio: str) -> Localization:
         """A decoded row -> the reported model's map (224, 224) in [0, 1] and its box."""
-        import torch
-
-        from pipeline.data.codecs import decode_jpeg
-        from pipeline.dmt.step import predict_maps
-        from pipeline.engine.batches import to_torch
-
         batch = self._convert({"id": np.array([row["id"]]),
                                "frame_jpeg": np.array([row["frame_jpeg"]], dtype=object),
                                "audio": np.array([row["audio"]], dtype=object),
@@ -217,16 +165,14 @@ class Localizer:
                             frame_time=float(row["frame_time"]), audio=audio)
 
 
-def localize(video: str | os.PathLike, checkpoint: str, *, device: str = "cpu",
-             tracking_uri: str = "") -> Localization:
-    """One video with one checkpoint (a :class:`Localizer` used once)."""
-    return Localizer.load(checkpoint, device=device, tracking_uri=tracking_uri).video(video)
+def localize(video: str | os.PathLike, checkpoint: str | os.PathLike, *,
+             device: str = "cpu") -> Localization:
+    """One video with one local checkpoint (a :class:`Localizer` used once)."""
+    return Localizer.load(checkpoint, device=device).video(video)
 
 
 def overlay_png(result: Localization) -> bytes:
     """The frame with the map over it and the predicted box (dashed yellow)."""
-    from pipeline.engine.heatmaps import overlay_grid_png
-
     when = f", t={result.frame_time:.2f}s" if result.frame_time >= 0 else ""
     title = f"{result.id} ({result.model}{when})"
     return overlay_grid_png([{"frame": result.frame, "map": result.map, "boxes": (),

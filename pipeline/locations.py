@@ -29,6 +29,8 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
+import pyarrow.fs
+
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -59,8 +61,6 @@ def location(value: str | os.PathLike | ObjectPath, key: str = "") -> Path | Obj
 def _filesystem(root: str):
     """One pyarrow filesystem per scheme, bucket and options (a client per call would resolve
     the bucket's region and open connections again every time)."""
-    import pyarrow.fs
-
     return pyarrow.fs.FileSystem.from_uri(root)[0]
 
 
@@ -78,8 +78,6 @@ class ObjectPath:
         parts = urlsplit(uri)
         query = f"?{parts.query}" if parts.query else ""
         try:
-            import pyarrow.fs
-
             fs = _filesystem(f"{parts.scheme}://{parts.netloc}{query}")
             _, path = pyarrow.fs.FileSystem.from_uri(uri)
         except (ValueError, OSError, TypeError) as exc:
@@ -137,18 +135,12 @@ class ObjectPath:
         return self.fs.get_file_info(self.path).type
 
     def exists(self) -> bool:
-        import pyarrow.fs
-
         return self._type() != pyarrow.fs.FileType.NotFound
 
     def is_file(self) -> bool:
-        import pyarrow.fs
-
         return self._type() == pyarrow.fs.FileType.File
 
     def is_dir(self) -> bool:
-        import pyarrow.fs
-
         return self._type() == pyarrow.fs.FileType.Directory
 
     def stat(self) -> SimpleNamespace:
@@ -157,8 +149,6 @@ class ObjectPath:
         return SimpleNamespace(st_size=info.size or 0, st_mtime=mtime)
 
     def iterdir(self) -> list[ObjectPath]:
-        import pyarrow.fs
-
         infos = self.fs.get_file_info(pyarrow.fs.FileSelector(self.path, allow_not_found=True))
         return [self / info.base_name for info in infos]
 
@@ -170,8 +160,6 @@ class ObjectPath:
                       key=str)
 
     def rglob(self, pattern: str) -> list[ObjectPath]:
-        import pyarrow.fs
-
         infos = self.fs.get_file_info(pyarrow.fs.FileSelector(self.path, recursive=True,
                                                               allow_not_found=True))
         return sorted((ObjectPath(self.fs, i.path, self._prefix, self._query) for i in infos

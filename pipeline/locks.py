@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline import locations
 from pipeline.errors import FolderLockedError
 
 __all__ = ["FolderLock", "FolderLockedError"]
@@ -77,8 +78,6 @@ class FolderLock:
 def local_lock_file(path: str | os.PathLike | Any) -> Path:
     """The local file whose flock stands for ``path``: itself, or for an object-storage location
     (:class:`pipeline.locations.ObjectPath`) a file in the temp folder named after its URI."""
-    from pipeline import locations
-
     if not locations.is_uri(path):
         return Path(path)
     uri = str(path)

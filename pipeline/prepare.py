@@ -9,28 +9,31 @@ training itself never writes data.
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import asdict
 from typing import Any
 
 from pipeline import config as config_mod
 from pipeline import locations
 from pipeline.data import reader
+from pipeline.data.inputs import FramesAudio
+from pipeline.data.preprocess import run_preprocess
+from pipeline.data.sources import SYNTH_MARKER, resolve_sources
 from pipeline.data.verify import verify_shards
 from pipeline.methods import method_of
+from pipeline.ray_env import check_shared, ensure_ray
+from pipeline.synth import generate
 
 
 def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
     """Shards ready for ``cfg``: the existing ones, else synthesised and/or preprocessed now."""
-    from pipeline.data.inputs import FramesAudio
-    from pipeline.data.sources import resolve_sources
-
     paths = config_mod.data_paths(cfg.data)
     synthetic = not (cfg.data.videos or cfg.data.frames)
     if synthetic and cfg.data.format == "synth" and not locations.is_remote(paths.synth):
         check_synth_matches(cfg.data.synth, paths.synth)
     if reader.is_shards_folder(paths.shards):
         return verify_shards(paths.shards, required_splits(cfg))
-    from pipeline.ray_env import check_shared, ensure_ray
 
     # Ray Data tasks on any node write the shards: on a multi-node cluster their folder must be
     # one folder for every node (checked before anything is written)
@@ -44,7 +47,6 @@ def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
         if cfg.data.format != "synth":
             raise FileNotFoundError(f"data.videos: {paths.videos} does not exist (set data.videos"
                                     f", or data.frames and data.audio)")
-        from pipeline.synth import generate
 
         say(f"[data] {paths.videos} missing: synthesising {cfg.data.synth.clips} clips "
             f"into {paths.synth}")
@@ -52,7 +54,6 @@ def prepare_dataset(cfg: config_mod.Config, say=print) -> dict[str, Any]:
     sources = resolve_sources(cfg.data)
     if not isinstance(sources.inputs, FramesAudio) and not sources.inputs.exists():
         raise FileNotFoundError(f"data.videos: {sources.inputs} does not exist")
-    from pipeline.data.preprocess import run_preprocess
 
     say(f"[data] {paths.shards} missing: preprocessing with Ray Data; {sources.describe()}")
     t0 = time.perf_counter()
@@ -74,11 +75,6 @@ def check_synth_matches(synth_cfg: config_mod.SynthConfig, folder) -> None:
     """ConfigError when ``folder`` holds scenes synthesised with other ``data.synth`` settings:
     its shards would silently train the config on the old scenes (a benchmark whose knobs
     changed, reusing its ``data.root``). A folder without ``meta.json`` is not checked."""
-    import json
-    from dataclasses import asdict
-
-    from pipeline.data.sources import SYNTH_MARKER
-
     meta = folder / SYNTH_MARKER
     if not meta.is_file():
         return

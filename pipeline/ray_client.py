@@ -84,6 +84,7 @@ def auth_hint(address: str) -> str:
 def connect(address: str, token_file: str | None = None):
     """A ``JobSubmissionClient`` for ``address``, with the token when there is one."""
     enable_token_auth(token_file)
+    # heavy: on use (this module loads with `dmt --help`, through `dmt submit`'s arguments)
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 

@@ -8,9 +8,12 @@ the benchmark; nothing else calls ``ray.init``.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
+from pipeline import console, locations
+from pipeline.config import ConfigError
 from pipeline.ports import free_port
 
 
@@ -21,9 +24,7 @@ def ensure_ray(num_cpus: float | None = None, *, dashboard: bool = True,
     (a batch job that trains nothing: one process and about a second less); ``init_kwargs``
     go to ``ray.init`` (tests size the instance). A no-op when Ray is already initialised in
     this process."""
-    import ray
-
-    from pipeline import console
+    import ray  # heavy: on use (this module loads with `dmt --help`)
 
     if ray.is_initialized():
         return
@@ -60,13 +61,8 @@ def check_shared(paths: dict[str, Any]) -> None:
     - a marker file written here must be seen by a task on every node (a node-local disk
       fails; a shared volume passes).
     """
-    import uuid
-
-    import ray
+    import ray  # heavy: on use (this module loads with `dmt --help`)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from pipeline import locations
-    from pipeline.config import ConfigError
 
     paths = {k: p for k, p in paths.items() if not locations.is_uri(p)}
     nodes = [n for n in ray.nodes() if n.get("Alive")]

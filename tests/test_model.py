@@ -136,7 +136,7 @@ def test_predict_names_the_input_it_cannot_use(logged, tmp_path):
     import mlflow
     import pandas as pd
 
-    from pipeline.tracking.model import tracking_uri
+    from pipeline.tracking.store import tracking_uri
 
     uri, run_id, _ = logged
     with tracking_uri(uri):

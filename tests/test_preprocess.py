@@ -24,7 +24,6 @@ from pipeline.data import (
     load_quarantine,
     load_summary,
     make_row,
-    ray_dataset,
     read_shards,
     row_to_example,
     run_preprocess,
@@ -281,6 +280,8 @@ def test_reader_helpers(ray_out):
     assert ex["boxes"].shape[1] == 4 and ex["split"] == "labeled"
     # the same helper reads rows that come through Ray Data
     from ray.data.expressions import col
+
+    from pipeline.train.data import ray_dataset
 
     ray_row = ray_dataset(out).filter(expr=col("id") == row["id"]).take(1)[0]
     ray_ex = row_to_example(ray_row)

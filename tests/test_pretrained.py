@@ -121,7 +121,7 @@ def test_a_checkpoint_needs_no_weights_file(smoke_base, tmp_path, capsys):
     """Train from a local ResNet-18 file, delete it, then evaluate, localize and resume."""
     from torchvision.models import resnet18
 
-    from pipeline.engine.offline import evaluate_checkpoint
+    from pipeline.checkpoint_uri import evaluate_checkpoint
     from pipeline.localize import localize
     from pipeline.train.driver import fit
 

@@ -58,7 +58,7 @@ def test_train_from_a_bucket_with_checkpoints_and_mlflow_artifacts_in_it_then_re
     import re
 
     from pipeline import tracking
-    from pipeline.engine.offline import evaluate_checkpoint
+    from pipeline.checkpoint_uri import evaluate_checkpoint
     from pipeline.errors import TrackingUnavailableError
     from pipeline.prepare import prepare_dataset
     from pipeline.tracking.server import LocalServer

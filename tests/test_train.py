@@ -69,7 +69,7 @@ def test_smoke_run_is_tracked_in_mlflow(smoke_base, smoke_outcome):
     data = ckpt_io.load(outcome.checkpoint_path)
     assert data["epoch"] == epochs - 1 and data["state"]["stage"] == 2
     assert data["state"]["step"] == epochs * smoke_base.train.steps_per_epoch
-    from pipeline.engine.offline import evaluate_checkpoint
+    from pipeline.checkpoint_uri import evaluate_checkpoint
 
     shards = C.data_paths(smoke_base.data).shards
     result = evaluate_checkpoint(outcome.checkpoint_path, shards)

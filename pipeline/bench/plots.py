@@ -19,6 +19,7 @@ PSEUDO_METHODS = tuple(n for n, v in VARIANTS.items() if v.method.teachers and v
 
 
 def _plt():
+    # heavy (0.4 s), and the Agg backend must be chosen before pyplot is first imported
     import matplotlib
 
     matplotlib.use("Agg")

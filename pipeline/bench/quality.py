@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import ray
 
 from pipeline import config as config_mod
 from pipeline import metrics as metrics_mod
@@ -25,8 +26,11 @@ from pipeline.bench import budget as budget_mod
 from pipeline.bench import report
 from pipeline.bench.memory import ClipArrays, load_clips
 from pipeline.bench.plan import BenchRow, build_plan, row_config
+from pipeline.bench.runner import train_row
 from pipeline.engine import checkpoint as ckpt_io
 from pipeline.locks import FolderLock
+from pipeline.prepare import prepare_dataset
+from pipeline.ray_env import ensure_ray
 
 RESULTS = "results.json"
 BENCH_LOCK = ".dmt.lock"  # held in --out while a process runs the benchmark there
@@ -74,10 +78,6 @@ def _train_task(cfg_dict, row, clips, threads, finished_cpu_s, data_seed, board,
     """One row in a Ray worker. ``finished_cpu_s``: the budget of a compute-matched row whose
     reference has finished (else it follows the reference on ``board``); ``followers``: whether
     matched rows follow this row's progress (then it publishes it on ``board``)."""
-    import ray
-
-    from pipeline.bench.runner import train_row  # imported in the Ray worker
-
     budget = None
     if row.budget_of:
         budget = budget_mod.budget_for(
@@ -169,11 +169,6 @@ def run_quality(cfg: config_mod.Config, out_dir: str | Path, *, fresh: bool = Fa
 
 def _run_quality(cfg: config_mod.Config, rows: list[BenchRow], out: Path, fresh: bool,
                  say) -> BenchOutcome:
-    import ray
-
-    from pipeline.prepare import prepare_dataset
-    from pipeline.ray_env import ensure_ray
-
     (out / "config.yaml").write_text(config_mod.dump_yaml(cfg))
     t_start = time.perf_counter()
     ensure_ray()

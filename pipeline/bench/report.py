@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config as config_mod
-from pipeline.bench import checks
+from pipeline import tracking
+from pipeline.bench import checks, plots
 from pipeline.bench.aggregate import aggregate, kind, paired_change
 from pipeline.methods import NO_UNLABELED, REFERENCE, TABLES, TRIVIAL, VARIANTS
 
@@ -97,8 +98,6 @@ def table_pool(agg: dict, fraction: float, multiples: list[float]) -> str:
 
 
 def _intro(cfg: config_mod.Config, rows: list[dict[str, Any]], wall_s: float) -> list[str]:
-    from pipeline import tracking
-
     n_test = next((r.get("n_test") for r in rows if r.get("n_test")), "?")
     versions = ", ".join(f"{k} {v}" for k, v in tracking.package_versions().items())
     s = cfg.data.synth
@@ -116,8 +115,6 @@ def _intro(cfg: config_mod.Config, rows: list[dict[str, Any]], wall_s: float) ->
 
 def write_report(out: Path, rows: list[dict[str, Any]], cfg: config_mod.Config,
                  wall_s: float) -> Path:
-    from pipeline.bench import plots
-
     agg = aggregate(rows)
     lists = config_mod.bench_lists(cfg.bench)
     frac = cfg.bench.fraction

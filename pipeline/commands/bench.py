@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline import config as config_mod
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
@@ -22,10 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline import config as config_mod
-
     cfg = config_mod.load(args.config or ("bench_quick" if args.quick else "bench"),
                           args.overrides)
+    # heavy (torch, Ray or MLflow): imported when the command runs, see pipeline/commands/__init__
     from pipeline.bench.quality import run_quality
 
     outcome = run_quality(cfg, args.out, fresh=args.fresh)

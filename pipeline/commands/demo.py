@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.engine.report import print_outcome
+    # heavy (torch, Ray or MLflow): imported when the command runs, see pipeline/commands/__init__
+    from pipeline.commands.outcome import print_outcome
     from pipeline.prepare import prepare_dataset
     from pipeline.train.driver import fit, fit_to_cluster
 

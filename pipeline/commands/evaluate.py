@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from pipeline.engine.report import metrics_table
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "--checkpoint", dest="model", required=True,
@@ -25,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.engine.offline import evaluate_checkpoint
-    from pipeline.engine.report import metrics_table
+    # heavy (torch, Ray or MLflow): imported when the command runs, see pipeline/commands/__init__
+    from pipeline.checkpoint_uri import evaluate_checkpoint
     from pipeline.localize import LocalizeError
 
     try:

@@ -13,6 +13,10 @@ import json
 import sys
 from pathlib import Path
 
+from PIL import Image, ImageDraw
+
+from pipeline.data.decode import ClipError, displayed_frame
+
 HELP = "render a video's annotated frame to PNG (boxes drawn)"
 BOX_COLOUR = (0, 255, 0)
 
@@ -35,10 +39,6 @@ def _boxes(annotations: Path, clip: str) -> tuple[str, list[list[float]]] | None
 
 
 def run(args: argparse.Namespace) -> int:
-    from PIL import Image, ImageDraw
-
-    from pipeline.data.decode import ClipError, displayed_frame
-
     video = Path(args.video)
     if not video.is_file():
         print(f"dmt frame: no such video: {video}", file=sys.stderr)

@@ -45,6 +45,7 @@ def _duration(start: int | None, end: int | None) -> str:
 
 def _run_link(job, fallback_uri: str, cache: dict) -> str:
     """The link of the MLflow run a finished job logged ('' when there is none to find)."""
+    # heavy (torch, Ray or MLflow): imported when the command runs, see pipeline/commands/__init__
     from pipeline import tracking
 
     if str(job.status.value) != "SUCCEEDED" or not job.submission_id:

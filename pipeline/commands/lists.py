@@ -15,6 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipeline.data.formats import AnnotationError, load_id_list
+from pipeline.data.lists import annotated_ids, draw_lists, parse_count, write_lists
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -31,9 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.data.formats import AnnotationError, load_id_list
-    from pipeline.data.lists import annotated_ids, draw_lists, parse_count, write_lists
-
     try:
         n = parse_count(args.n)
         lists = draw_lists(annotated_ids(args.annotated), load_id_list(args.test), n, args.seed,

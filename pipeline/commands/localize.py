@@ -38,10 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.localize import LocalizeError, Localizer, overlay_png
+    # heavy (torch, Ray or MLflow): imported when the command runs, see pipeline/commands/__init__
+    from pipeline.checkpoint_uri import load_localizer
+    from pipeline.localize import LocalizeError, overlay_png
 
     try:
-        result = Localizer.load(args.model, device=args.device,
+        result = load_localizer(args.model, device=args.device,
                                 tracking_uri=args.tracking_uri).video(args.video)
     except LocalizeError as exc:
         print(f"dmt localize: {exc}", file=sys.stderr)

@@ -29,7 +29,11 @@ from pathlib import Path
 
 from pipeline import config as config_mod
 from pipeline.commands.common import add_config_arguments, load_config
+from pipeline.data import AnnotationError, InputError, PreprocessError, run_preprocess
 from pipeline.data.inputs import FramesAudio
+from pipeline.data.sources import resolve_sources
+from pipeline.errors import DiskFullError
+from pipeline.ray_env import check_shared, ensure_ray
 
 HELP = "decode videos into Parquet shards with Ray Data"
 
@@ -69,10 +73,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.data import AnnotationError, InputError, PreprocessError, run_preprocess
-    from pipeline.data.sources import resolve_sources
-    from pipeline.errors import DiskFullError
-
     cfg = load_config(args)
     for flag, key in (("videos", "data.videos"), ("frames", "data.frames"),
                       ("audio", "data.audio"), ("out", "data.shards"),
@@ -92,8 +92,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"dmt preprocess: {exc}", file=sys.stderr)
         return 2
     if args.engine == "ray":
-        from pipeline.ray_env import check_shared, ensure_ray
-
         ensure_ray(num_cpus=args.num_cpus, dashboard=args.dashboard)
         check_shared({"--out": shards.parent})  # Ray Data tasks on any node write there
     print(f"preprocess -> {shards} (format {cfg.data.format}, engine {args.engine}): "

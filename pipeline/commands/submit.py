@@ -23,10 +23,12 @@ import asyncio
 import os
 import shlex
 import sys
+import time
 import uuid
 from pathlib import Path
 
-from pipeline.job_entry import JOBS, job_parser
+from pipeline import config as config_mod
+from pipeline.commands.job_args import JOBS, job_parser
 from pipeline.ray_client import (
     DEFAULT_ADDRESS,
     SubmitError,
@@ -73,8 +75,6 @@ def check_job_args(job: str, job_args: list[str], say=print) -> str:
     """Parse the job's arguments and load its config here, so a typo stops before anything is
     uploaded (ConfigError / argparse exit 2); warn about paths that will not survive the job.
     Returns the MLflow tracking URI the job will log to ('' when unknown)."""
-    from pipeline import config as config_mod
-
     args = job_parser(job).parse_args(job_args)
     config = getattr(args, "config", None)
     if config and Path(config).is_absolute():
@@ -100,6 +100,7 @@ def check_job_args(job: str, job_args: list[str], say=print) -> str:
 def job_env(extra: list[str], submission_id: str) -> dict[str, str]:
     """Environment variables of the job: MLflow URI, small-machine Ray Data setting, commit,
     the job's submission id."""
+    # heavy (torch, Ray or MLflow): imported when the command runs, see pipeline/commands/__init__
     from pipeline import tracking
 
     env = {"RAY_DATA_PARQUET_FOOTER_NUM_ACTORS":
@@ -124,8 +125,6 @@ async def _tail(client, job_id: str) -> None:
 
 def wait_for(client, job_id: str, poll: float = 2.0) -> str:
     """Stream the job's logs until it ends; return its final status."""
-    import time
-
     try:
         asyncio.run(_tail(client, job_id))
     except Exception as exc:  # noqa: BLE001 - the log stream broke: fall back to polling
@@ -163,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         runtime_env = {"env_vars": env}
         if working_dir is not None:
             runtime_env.update(working_dir=str(working_dir), excludes=[".git"])
-        from ray.exceptions import AuthenticationError
+        from ray.exceptions import AuthenticationError  # heavy: as pipeline.ray_client
 
         try:
             job_id = client.submit_job(entrypoint=entrypoint, submission_id=submission_id,

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     # Re-check the relations (labeled + test <= clips, ...) now that the flags are in.
     cfg = config_mod.from_dict(config_mod.to_dict(cfg))
 
-    from pipeline.synth import generate  # imports PyAV: only when the command runs
+    from pipeline.synth import generate  # PyAV and Pillow: imported when the command runs
 
     out = Path(args.out).resolve() if args.out else config_mod.data_paths(cfg.data).synth
     s = cfg.data.synth

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline import config as config_mod
 from pipeline.commands.common import add_config_arguments, load_config
 
 
@@ -28,7 +29,7 @@ def add_register_arguments(parser: argparse.ArgumentParser, what: str, alias: st
 
 def check_register(args: argparse.Namespace) -> None:
     """A bad alias is refused before anything trains."""
-    from pipeline import config as config_mod
+    # heavy (torch, Ray or MLflow): imported when the command runs, see pipeline/commands/__init__
     from pipeline import tracking
 
     if args.register:
@@ -39,7 +40,9 @@ def check_register(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.engine.report import print_outcome
+    # heavy (torch, Ray or MLflow): imported when the command runs, see pipeline/commands/__init__
+    from pipeline import tracking
+    from pipeline.commands.outcome import print_outcome
     from pipeline.prepare import prepare_dataset
     from pipeline.train.driver import fit, fit_to_cluster, resumed_config
 
@@ -51,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
     outcome = fit(cfg, resume=args.resume)
     print_outcome(outcome)
     if args.register:
-        from pipeline import tracking
-
         version = tracking.register_model(outcome.tracking_uri, outcome.run_id, args.register,
                                           args.alias)
         print(f"registered {args.register} version {version}: models:/{args.register}@"

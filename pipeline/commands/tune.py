@@ -11,8 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline import config as config_mod
 from pipeline.commands.common import add_config_arguments, load_config
 from pipeline.commands.train import add_register_arguments, check_register
+from pipeline.engine.report import metrics_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,9 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline import config as config_mod
+    # heavy (torch, Ray or MLflow): imported when the command runs, see pipeline/commands/__init__
     from pipeline import tracking
-    from pipeline.engine.report import metrics_table
     from pipeline.tune.space import load_space
     from pipeline.tune.sweep import SweepInterrupted, run_sweep
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.config.schema import Config, ConfigError
+from pipeline.config.mini_yaml import loads
+from pipeline.config.schema import ConfigError
 
 CONFIG_DIR = "jobs/configs"  # where the shipped configs live in the repository
 
@@ -35,8 +36,6 @@ def read_yaml(path: Path) -> dict:
     yaml = pyyaml()
     try:
         if yaml is None:
-            from pipeline.config.mini_yaml import loads
-
             return loads(path.read_text(), str(path)) or {}
         data = yaml.safe_load(path.read_text())
     except ValueError as exc:
@@ -96,16 +95,3 @@ def find_config(spec: str | os.PathLike) -> Path:
                    for p in shipped_configs().rglob("*.yaml"))
     raise ConfigError(f"config file not found: {given} (nor a shipped config of that name; "
                       f"shipped: {', '.join(known)})")
-
-
-def load(path: str | os.PathLike | None = None,
-         overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load a YAML config (defaults when ``path`` is None), then apply ``key=value`` overrides."""
-    data: dict = {}
-    if path is not None:
-        p = find_config(path)
-        data = read_with_bases(p)
-        data.setdefault("name", p.stem)
-    from pipeline.config import from_dict
-
-    return from_dict(data, overrides)

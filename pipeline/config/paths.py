@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline import locations
 from pipeline.config.schema import Config, ConfigError, DataConfig
+from pipeline.config.tree import from_dict, to_dict
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,6 @@ URI_KEYS = ("data.root", "data.shards", "train.storage")  # may name object stor
 def resolve_paths(cfg: Config, base: str | os.PathLike | None = None) -> Config:
     """A copy of ``cfg`` whose relative paths are absolute against ``base`` (default: the
     current directory). Done on the driver: Tune trials and Train workers change directory."""
-    from pipeline.config import from_dict, to_dict
-
     out = from_dict(to_dict(cfg))
     base_dir = Path(base or os.getcwd())
     for key in PATH_KEYS:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import methods as _methods
-from pipeline.engine.schedule import SCHEDULES
 
 
 class ConfigError(ValueError):
@@ -24,6 +23,7 @@ def _f(default: Any, *, lo: float | None = None, hi: float | None = None,
 
 AUDIO_BACKBONES = ("small", "small_wave", "resnet18", "vggish", "vggish_bn", "soundnet")
 VISUAL_BACKBONES = ("small", "resnet18")
+SCHEDULES = ("constant", "cosine")  # optim.schedule (pipeline.engine.schedule)
 METHODS = tuple(_methods.METHODS)
 EVAL_MODELS = _methods.ROLES
 

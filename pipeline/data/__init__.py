@@ -4,7 +4,7 @@ Writing: :func:`run_preprocess` (Ray Data or a local loop; resumable; failures q
 Per clip, without Ray: :func:`decode_clip` / :func:`make_row` / :class:`ClipDecoder`.
 Formats: :mod:`pipeline.data.formats` (VGG-SS JSON, Flickr XML, id lists).
 Reading (:mod:`pipeline.data.reader`, the one reading API): :func:`shard_files`,
-:func:`read_shards`, :func:`iter_batches`, :func:`ray_dataset`, :func:`row_to_example`.
+:func:`read_shards`, :func:`iter_batches`, :func:`row_to_example`.
 The schema and its version: :mod:`pipeline.data.schema`.
 """
 
@@ -24,7 +24,6 @@ from pipeline.data.reader import (
     iter_batches,
     load_quarantine,
     load_summary,
-    ray_dataset,
     read_shards,
     row_to_example,
     shard_files,
@@ -44,6 +43,6 @@ __all__ = [
     "check_schema",
     "decode_clip", "iter_batches", "list_inputs", "load_annotations", "load_flickr_dir",
     "load_id_list", "load_quarantine", "load_split_lists", "load_summary", "load_vggss_json",
-    "make_row", "parse_flickr_xml", "ray_dataset", "read_shards", "row_to_example",
+    "make_row", "parse_flickr_xml", "read_shards", "row_to_example",
     "run_preprocess", "shard_files", "verify_shards", "write_shard",
 ]

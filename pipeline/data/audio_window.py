@@ -146,7 +146,7 @@ def _source(container, stream, until: float) -> tuple[np.ndarray, float | None]:
     """Decoded source samples from the current position to ``until`` seconds, as float32
     (channels, n) at the stream's own rate, and the time of the first; (empty, None) when
     nothing decoded."""
-    import av  # PyAV only where clips are decoded (see media.py)
+    import av  # optional: decoding only (the GPU check's image has no PyAV)
 
     planar, chunks, t0 = None, [], None
     for frame, t in _placed_frames(container, stream, until):
@@ -165,7 +165,7 @@ def _source(container, stream, until: float) -> tuple[np.ndarray, float | None]:
 def _resample_array(source: np.ndarray, rate: int, sr: int) -> np.ndarray:
     """(channels, n) float32 at ``rate`` -> mono at ``sr`` with ffmpeg's downmix and resampler
     (the same conversion a full decode applies)."""
-    import av
+    import av  # optional: decoding only (the GPU check's image has no PyAV)
 
     layouts = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
     layout = layouts.get(source.shape[0], f"{source.shape[0]}c")
@@ -181,7 +181,7 @@ def _resample_array(source: np.ndarray, rate: int, sr: int) -> np.ndarray:
 def _resampled(container, stream, until: float, sr: int) -> np.ndarray:
     """Mono samples at ``sr`` decoded from the current position to ``until`` seconds (or the
     end), downmixed and resampled frame by frame."""
-    import av
+    import av  # optional: decoding only (the GPU check's image has no PyAV)
 
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
     chunks = [out.to_ndarray().reshape(-1) for frame, _ in _placed_frames(container, stream, until)

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.data import schema
 from pipeline.data.orientation import Orientation, from_exif
@@ -17,8 +18,6 @@ EXIF_ORIENTATION = 0x0112  # the TIFF/EXIF tag
 
 def encode_jpeg(frame: np.ndarray, quality: int = schema.JPEG_QUALITY) -> bytes:
     """uint8 HxWx3 RGB -> JPEG bytes."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
@@ -26,8 +25,6 @@ def encode_jpeg(frame: np.ndarray, quality: int = schema.JPEG_QUALITY) -> bytes:
 
 def decode_jpeg(data: bytes) -> np.ndarray:
     """JPEG bytes -> uint8 HxWx3 RGB."""
-    from PIL import Image
-
     with Image.open(io.BytesIO(data)) as img:
         return np.asarray(img.convert("RGB"))
 
@@ -39,8 +36,6 @@ def read_image(path, max_pixels: int = MAX_FRAME_PIXELS) -> tuple[np.ndarray, Or
     """A frame image file (JPEG, PNG) -> (uint8 HxWx3 RGB as a viewer shows it, the EXIF
     orientation that was applied), checked; ClipError naming why not. An image of more than
     ``max_pixels`` is refused from its header, before decoding."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     try:
         with Image.open(path) as img:
             width, height = img.size
@@ -63,8 +58,6 @@ def read_image(path, max_pixels: int = MAX_FRAME_PIXELS) -> tuple[np.ndarray, Or
 
 def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
     """Resize so min(H, W) == short_side, keeping the aspect ratio (bicubic)."""
-    from PIL import Image
-
     h, w = frame.shape[:2]
     if min(h, w) == short_side:
         return frame
@@ -93,6 +86,7 @@ _SPEC_CACHE: dict[tuple[int, int], Any] = {}
 
 def log_spectrogram(wave: np.ndarray, n_fft: int = 512, hop: int = 238) -> np.ndarray:
     """EZ-VSL's log(power STFT + 1e-7): [n_fft // 2 + 1, frames] float32 (torchaudio, Hann)."""
+    # heavy: only decode options that store a spectrogram (data.store_spectrogram) load torch
     import torch
     import torchaudio
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from pipeline.data import schema
 from pipeline.data.audio_window import read_audio_window
@@ -287,8 +288,6 @@ class ClipDecoder:
         self.opts = opts
 
     def __call__(self, batch: Any) -> Any:
-        import pyarrow as pa
-
         if isinstance(batch, pa.Table):
             items = batch.to_pylist()
         elif isinstance(batch, dict):  # numpy / dict-of-columns batch

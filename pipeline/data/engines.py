@@ -17,6 +17,7 @@ from pipeline.data.decode import ClipDecoder, DecodeOptions
 from pipeline.data.plan import clip_key
 from pipeline.data.writer import write_group
 from pipeline.locations import location
+from pipeline.ray_env import ensure_ray
 
 
 def clip_groups(n: int, concurrency: int, rows_per_file: int) -> list[tuple[int, int]]:
@@ -65,9 +66,7 @@ def run_ray(pending: list[dict[str, Any]], folder: Path, opts: DecodeOptions, *,
              progress: bool, label_selector: dict[str, str] | None = None) -> None:
     """Decode and write with Ray Data: one task per :func:`clip_groups` group, ``concurrency``
     at a time, each on ``num_cpus`` CPUs (on the nodes ``label_selector`` names, if any)."""
-    import ray
-
-    from pipeline.ray_env import ensure_ray
+    import ray  # heavy: on use (this module loads with `dmt --help`)
 
     ensure_ray()
     ctx = ray.data.DataContext.get_current()

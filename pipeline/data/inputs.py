@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg",
                               ".flv", ".wmv", ".3gp", ".ts", ".ogv"})
 MANIFEST_EXTENSIONS = frozenset({".csv", ".jsonl", ".json", ".parquet"})
@@ -120,8 +122,6 @@ def _manifest_records(path: Path) -> list[dict]:
                 raise InputError(f"{path}: line {n} is not JSON: {exc}") from None
         return records
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         return pq.read_table(path).to_pylist()
     raise InputError(f"{path}: not a manifest (expected {', '.join(sorted(MANIFEST_EXTENSIONS))})")
 

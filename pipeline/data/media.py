@@ -64,7 +64,7 @@ class Media:
         self.seekable = True
 
     def _open(self):
-        import av
+        import av  # optional: decoding only (the GPU check's image has no PyAV)
 
         try:
             container = av.open(self.path, metadata_errors="replace")
@@ -81,7 +81,7 @@ class Media:
     def seek(self, at: float, index: int | None = None) -> bool:
         """To the key frame at or before ``at`` seconds of the container's clock (of stream
         ``index``, else of any). False, and back at the start, when the container refuses."""
-        import av
+        import av  # optional: decoding only (the GPU check's image has no PyAV)
 
         if not self.seekable:
             self.rewind()
@@ -123,7 +123,7 @@ BAD_PACKETS_TOLERATED = 8  # consecutive undecodable packets skipped before givi
 def decode(container, stream) -> Iterator:
     """``container.decode(stream)`` that skips a few undecodable packets, as players do: after
     a seek into an MPEG program stream the first audio packet can start mid-frame."""
-    import av
+    import av  # optional: decoding only (the GPU check's image has no PyAV)
 
     bad = 0
     for packet in container.demux(stream):

@@ -19,6 +19,7 @@ from pipeline.data import schema
 from pipeline.data.decode import DecodeOptions
 from pipeline.data.formats import load_annotations, load_split_lists
 from pipeline.data.inputs import FramesAudio, list_inputs
+from pipeline.metrics import gt_map
 
 # ---------------------------------------------------------------- plan
 
@@ -43,8 +44,6 @@ NO_BOX_IDS_SHOWN = 50
 def has_usable_box(ann: dict[str, Any]) -> bool:
     """Whether an annotation gives a ground-truth map with at least one pixel (the field's map
     rule, ``metrics.gt_map``): no boxes, or only zero-area ones, is no box."""
-    from pipeline.metrics import gt_map
-
     if ann.get("box_format") == "flickr" and ann.get("boxes_256"):
         return bool(gt_map(ann["boxes_256"], "flickr").any())
     return bool(ann.get("boxes")) and bool(gt_map(ann["boxes"], "vggss").any())

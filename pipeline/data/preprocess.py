@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import locations
+from pipeline.config import DataConfig, label_selector
 from pipeline.data.decode import DecodeOptions
 from pipeline.data.disk import disk_full
 from pipeline.data.engines import run_local, run_ray
@@ -96,8 +97,6 @@ def run_preprocess(videos: str | Path | FramesAudio, out: str | Path | locations
     if engine not in ENGINES:
         raise PreprocessError(f"engine {engine!r}: one of {', '.join(ENGINES)}")
     if data is None:
-        from pipeline.config import DataConfig
-
         data = DataConfig()
     out = locations.location(out, "out").resolve()  # a folder, or an s3:// (etc.) prefix
     # one writer: two runs into one folder would interleave rows in its partial folder
@@ -159,8 +158,6 @@ def _decode(engine: str, pending: list[dict[str, Any]], folder: Path, opts: Deco
     batch_size = int(getattr(data, "decode_batch_size", 16))
     rows_per_file = int(getattr(data, "rows_per_file", 1000))
     if engine == "ray":
-        from pipeline.config import label_selector
-
         run_ray(pending, folder, opts, batch_size=batch_size,
                 concurrency=int(getattr(data, "decode_concurrency", 2)),
                 rows_per_file=rows_per_file, num_cpus=num_cpus, progress=progress,

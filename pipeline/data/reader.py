@@ -1,5 +1,6 @@
-"""Reading preprocessed shards: the one reading API of the package (Ray-free except
-:func:`ray_dataset`). Every reader goes through :func:`shard_files`, which checks the schema.
+"""Reading preprocessed shards: the one reading API of the package (Ray-free; the training
+streams read the same files through ``pipeline.train.data.ray_dataset``). Every reader goes
+through :func:`shard_files`, which checks the schema.
 
     from pipeline.data import reader
     files = reader.shard_files("data/demo/shards")        # sorted, schema version checked
@@ -7,7 +8,6 @@
     table = reader.read_shards("data/demo/shards", split="test")   # pyarrow Table
     ex = reader.row_to_example(table.slice(0, 1).to_pylist()[0])   # frame, waveform, boxes
     for batch in reader.iter_batches(shards, convert, split="test", batch_size=32): ...
-    ds = reader.ray_dataset(shards, columns=[...])        # ray.data.Dataset (training streams)
 
 Training, evaluation, ``dmt localize``'s heatmap clips and the benchmark all read through these
 functions; the conversion of rows into model batches is ``pipeline.engine.batches``. A shards
@@ -18,7 +18,6 @@ pyarrow and Ray Data read it through the URI's filesystem.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -81,13 +80,13 @@ def shard_files(path: str | Path | locations.ObjectPath, *,
 
 def shard_dataset(path: str | Path) -> pads.Dataset:
     """A pyarrow dataset over the checked shard files (nothing else in the folder)."""
-    fs, files = _fs_and_files(shard_files(path))
+    fs, files = filesystem_and_paths(shard_files(path))
     if not files:
         raise FileNotFoundError(f"{path}: no Parquet shards (run `dmt preprocess` first)")
     return pads.dataset(files, format="parquet", filesystem=fs)
 
 
-def _fs_and_files(files: list[locations.Location]) -> tuple[Any, list[str]]:
+def filesystem_and_paths(files: list[locations.Location]) -> tuple[Any, list[str]]:
     """The shards' filesystem (None: local) and their paths on it, for pyarrow and Ray Data."""
     if files and locations.is_remote(files[0]):
         return files[0].fs, [f.path for f in files]
@@ -186,29 +185,13 @@ def read_shards(path: str | Path, *, columns: list[str] | None = None,
     """All rows of the shards as one pyarrow Table (optionally some columns / one split).
 
     Loads everything into memory: fine for test sets and column subsets; for training sets use
-    :func:`iter_batches` or :func:`ray_dataset`.
+    :func:`iter_batches`.
     """
     if not shard_files(path):
         names = columns or schema.COLUMNS
         return pa.schema([schema.SCHEMA.field(n) for n in names],
                          metadata=schema.SCHEMA.metadata).empty_table()
     return shard_dataset(path).to_table(columns=columns, filter=split_filter(split))
-
-
-def ray_dataset(path: str | Path, *, columns: list[str] | None = None, **read_kwargs: Any):
-    """``ray.data.read_parquet`` over the checked shard files (one footer reader on small
-    machines unless ``RAY_DATA_PARQUET_FOOTER_NUM_ACTORS`` is set)."""
-    os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
-    import ray.data
-
-    fs, files = _fs_and_files(shard_files(path))
-    if not files:
-        raise FileNotFoundError(f"{path}: no shards")
-    if fs is not None:  # the tasks get the filesystem (endpoint, options) with the paths
-        read_kwargs.setdefault("filesystem", fs)
-    ds = ray.data.read_parquet(files, **read_kwargs)
-    # Ray Data 2.60 pushes the projection down into the read (`columns=` is deprecated)
-    return ds.select_columns(columns) if columns else ds
 
 
 def _boxes(value: Any, dtype: Any) -> np.ndarray:

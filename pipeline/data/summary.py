@@ -10,6 +10,7 @@ import platform
 from collections import Counter
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,6 @@ def _category(reason: str) -> str:
 # ---------------------------------------------------------------- finalize
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
-
     out = {"python": platform.python_version()}
     for dist in ("ray", "pyarrow", "av", "numpy", "pillow", "torchaudio"):
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from pipeline.data.codecs import decode_jpeg, decode_pcm16
 from pipeline.metrics import gt_map
@@ -22,8 +23,6 @@ MAP_KEY = {"labeled": "gt", "unlabeled": "true_map", "test": "gt", "val": "gt"}
 def resize_square(frame: np.ndarray, side: int) -> np.ndarray:
     """(H, W, 3) uint8 -> (side, side, 3): the field squashes frames to a square (EZ-VSL resizes
     to 224x224), which keeps normalised boxes valid."""
-    from PIL import Image
-
     if frame.shape[0] == side and frame.shape[1] == side:
         return frame
     return np.asarray(Image.fromarray(frame).resize((side, side), Image.Resampling.BILINEAR))
@@ -93,7 +92,7 @@ def to_torch(batch: dict[str, Any], device) -> dict[str, Any]:
     """uint8 frames -> float [0, 1]; everything else as tensors on ``device``. On a GPU the host
     tensors are pinned and copied without blocking, so the copy overlaps the previous step's
     kernels; frames cross as uint8 (a quarter of the bytes) and become float on the device."""
-    import torch
+    import torch  # heavy: the Ray Data tasks that run ToTrainingBatch never load torch
 
     device = torch.device(device)
     pin = device.type == "cuda"

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from pipeline import locations
+
 FILENAME = "state.pt"
 FORMAT = 1
 
@@ -35,8 +37,6 @@ def save(folder: str | os.PathLike, state_dict: dict[str, Any], *, epoch: int,
 def find(path: str | os.PathLike) -> Path:
     """A checkpoint file, or a folder holding one (a Ray checkpoint folder, an MLflow artifact);
     ``path`` may be a ``pipeline.locations.ObjectPath`` (object storage): one is returned."""
-    from pipeline import locations
-
     p = path if locations.is_remote(path) else Path(path)
     if p.is_file():
         return p

@@ -6,6 +6,13 @@ import io
 from collections.abc import Sequence
 
 import matplotlib
+from PIL import Image
+
+from pipeline.data import reader
+from pipeline.data.codecs import decode_jpeg
+from pipeline.dmt.step import predict_maps
+from pipeline.engine.batches import rows_to_batch, to_torch
+from pipeline.engine.evaluation import reported_role
 
 matplotlib.use("Agg")  # headless: workers and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -56,8 +63,6 @@ def overlay_grid_png(items: Sequence[dict], columns: int = 3, suptitle: str = ""
 def heatmap_clips(shards, n: int) -> list[dict]:
     """The rows drawn at every evaluation: the first ``n`` test ids in sorted order (a fixed
     set, so the overlays of successive epochs show the same clips); none when ``n`` is 0."""
-    from pipeline.data import reader
-
     return reader.read_clips(shards, reader.split_ids(shards, "test")[:n]) if n > 0 else []
 
 
@@ -66,10 +71,6 @@ def clips_png(state, cfg, clips: Sequence[dict], title: str) -> bytes | None:
     true boxes drawn; None without clips (``tracking.heatmaps=0``)."""
     if not clips:
         return None
-    from pipeline.data.codecs import decode_jpeg
-    from pipeline.dmt.step import predict_maps
-    from pipeline.engine.batches import rows_to_batch, to_torch
-    from pipeline.engine.evaluation import reported_role
 
     batch = to_torch(rows_to_batch(list(clips), cfg.model.image_size), state.device)
     role = reported_role(state.method, cfg.dmt.eval_model)
@@ -81,7 +82,5 @@ def clips_png(state, cfg, clips: Sequence[dict], title: str) -> bytes | None:
 
 def png_image(png: bytes) -> np.ndarray:
     """PNG bytes as an (H, W, 3) uint8 array (MLflow's ``log_image`` takes arrays)."""
-    from PIL import Image
-
     with Image.open(io.BytesIO(png)) as img:
         return np.asarray(img.convert("RGB"))

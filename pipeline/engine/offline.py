@@ -11,6 +11,7 @@ import torch
 
 from pipeline import config as config_mod
 from pipeline.data import reader
+from pipeline.data.verify import verify_shards
 from pipeline.dmt.state import make_state
 from pipeline.engine import checkpoint as ckpt_io
 from pipeline.engine import evaluation
@@ -35,30 +36,18 @@ def load_state(checkpoint: str | os.PathLike, device: str = "cpu"):
     return state, cfg, data
 
 
-def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike,
-                        split: str = "test", batch_size: int = 32,
-                        device: str = "cpu", tracking_uri: str = "") -> dict[str, Any]:
-    """The metrics table of a checkpoint on one split, with the trivial predictors beside it.
-    ``checkpoint``: a file or folder, or an MLflow URI (``models:/<name>@<alias>``,
-    ``runs:/<id>/model``) fetched from ``tracking_uri`` as `dmt localize` does, or an
-    object-storage URI (``s3://...``)."""
-    import tempfile
-
-    from pipeline import locations
-    from pipeline.localize import MLFLOW_SCHEMES, resolve_checkpoint
-
-    spec = str(checkpoint)
-    with tempfile.TemporaryDirectory(prefix="dmt-evaluate-") as tmp:
-        file = resolve_checkpoint(spec, tracking_uri, tmp)
-        state, cfg, data = load_state(file, device)
-    name = spec if spec.startswith(MLFLOW_SCHEMES) or locations.is_uri(spec) else str(file)
-    return _evaluate(state, cfg, data, name, shards, split, batch_size)
+def evaluate_file(checkpoint: str | os.PathLike, shards: str | os.PathLike,
+                  split: str = "test", batch_size: int = 32, device: str = "cpu",
+                  name: str = "") -> dict[str, Any]:
+    """The metrics table of a local checkpoint (a file or a folder holding one) on one split,
+    with the trivial predictors beside it; ``name``: how the table names the checkpoint
+    (default: the file). Checkpoints by URI: ``pipeline.checkpoint_uri.evaluate_checkpoint``."""
+    state, cfg, data = load_state(checkpoint, device)
+    return _evaluate(state, cfg, data, name or str(checkpoint), shards, split, batch_size)
 
 
 def _evaluate(state, cfg, data: dict[str, Any], name: str, shards: str | os.PathLike,
               split: str, batch_size: int) -> dict[str, Any]:
-    from pipeline.data.verify import verify_shards
-
     verify_shards(shards, needs=() if split == "val" else (split,))
     batches = split_batches(shards, split, cfg.model.image_size, batch_size)
     with torch.no_grad():

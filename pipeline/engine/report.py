@@ -1,4 +1,4 @@
-"""Plain-text result tables for the terminal (`dmt train`, `dmt evaluate`, `dmt demo`)."""
+"""Plain-text result tables for the terminal (`dmt train`, `evaluate`, `demo`, `tune`)."""
 
 from __future__ import annotations
 
@@ -26,20 +26,3 @@ def metrics_table(metrics: dict[str, float], prefix: str = "test",
         lines.append(f"{name:14s} " + " ".join(
             f"{c:10.3f}" if c is not None else f"{'-':>10s}" for c in cells))
     return "\n".join(lines)
-
-
-def print_outcome(outcome, say=print) -> None:
-    """The results table, then where everything is: the run's link (the model-training view;
-    for a local store, with the command that serves it), its checkpoint, Ray's log files."""
-    from pipeline.console import log_folder
-    from pipeline.tracking import run_link
-
-    say("")
-    say(metrics_table(outcome.metrics))
-    say("")
-    say(f"MLflow run: {outcome.run_id}")
-    say(f"open:       {run_link(outcome.tracking_uri, outcome.run_id)}")
-    if outcome.checkpoint_path:
-        say(f"checkpoint: {outcome.checkpoint_path}")
-    if logs := log_folder():
-        say(f"Ray logs:   {logs}")

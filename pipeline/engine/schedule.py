@@ -18,11 +18,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from pipeline.config.schema import SCHEDULES
+
 if TYPE_CHECKING:
     import torch
-
-# Torch-free at import: the config schema reads SCHEDULES.
-SCHEDULES = ("constant", "cosine")
 
 
 def lr_factor(schedule: str, progress: float) -> float:

@@ -29,6 +29,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from pipeline.models.frontends import EZVSLSpectrogram, LogMel, Waveform
+from pipeline.models.trunk_weights import load_trunk
 from pipeline.models.visual import conv_bn_relu
 
 SOUNDNET_MIN_SAMPLES = 8000  # 0.5 s; the shortest input its pooling chain accepts is 4574
@@ -160,7 +161,5 @@ def build_audio(kind: str, dim: int, width: int, sample_rate: int = 16000,
     trunk (``pretrained.read_initial_weights``)."""
     trunk, ch = audio_trunk(kind, width)
     if init is not None:
-        from pipeline.models.pretrained import load_trunk
-
         load_trunk(trunk, kind, init)
     return AudioBackbone(audio_frontend(kind, sample_rate), AudioEncoder(trunk, ch, dim))

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet18
 
+from pipeline.models.trunk_weights import load_trunk
+
 SMALL_STRIDES, RESNET18_STRIDES = 3, 5  # stride-2 stages of each trunk
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -119,8 +121,6 @@ def build_visual(kind: str, dim: int, width: int, image_size: int,
             raise ValueError("model.context_blocks is only valid with model.visual=small")
         (trunk, ch), strides = resnet18_visual_trunk(), RESNET18_STRIDES
         if init is not None:
-            from pipeline.models.pretrained import load_trunk
-
             load_trunk(trunk, "resnet18", init, "model.visual_weights")
     elif kind == "small":
         if init is not None:

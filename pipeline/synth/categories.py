@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from pipeline.synth.varied import CATEGORIES as VARIED
+
 RGB = tuple[int, int, int]
 
 # Secondary colours of the two-tone textures. The background (see scene.py) stays inside grey
@@ -89,7 +91,5 @@ def categories_of(cfg) -> tuple:
     """The categories of a ``SynthConfig``: this table (version 1) or the varied table
     (version 2, ``pipeline.synth.varied``); each has ``name``, ``shape`` and ``to_dict()``."""
     if getattr(cfg, "version", 1) == 2:
-        from pipeline.synth.varied import CATEGORIES as VARIED
-
         return VARIED[:cfg.categories]
     return categories(cfg.categories)

@@ -15,7 +15,11 @@ import hashlib
 import json
 from typing import Any
 
+import pyarrow as pa
 from mlflow.entities import Dataset, DatasetInput, InputTag
+from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
+from pipeline.data import schema
 
 CONTEXT_TAG = "mlflow.data.context"  # MLflow's own tag: the UI shows it beside the dataset
 CONTEXTS = {"labeled": "training", "unlabeled": "training", "test": "evaluation",
@@ -30,9 +34,6 @@ def summary_digest(summary: dict[str, Any]) -> str:
 
 def _mlflow_schema(arrow_schema) -> str:
     """The shard columns as MLflow's column spec (lists of boxes as arrays of doubles/ints)."""
-    import pyarrow as pa
-    from mlflow.types.schema import Array, ColSpec, DataType, Schema
-
     def to_type(t):
         if pa.types.is_list(t):
             return Array(to_type(t.value_type))
@@ -55,8 +56,6 @@ def shard_inputs(shards: str, summary: dict[str, Any], splits: list[str],
                  rows: dict[str, int] | None = None) -> list[DatasetInput]:
     """Dataset inputs for ``splits`` of the shards folder ``shards`` (path or URI); ``rows``
     gives the count of a split the summary does not hold (``val``, carved from labeled)."""
-    from pipeline.data import schema
-
     digest = summary_digest(summary)
     source_type = shards.split("://", 1)[0] if "://" in shards else "local"
     folder = "/".join(shards.rstrip("/").rsplit("/", 2)[-2:])  # e.g. demo/shards

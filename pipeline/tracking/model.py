@@ -14,6 +14,10 @@ among the model's own artifacts. The python model is pickled by reference
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
+import logging
 import os
 import re
 import tempfile
@@ -28,6 +32,12 @@ from mlflow.models import Model, ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import Array, Object, Property
+
+from pipeline import console
+from pipeline.synth.generate import encode_clip
+from pipeline.synth.scene import sample_scene
+from pipeline.tracking.runs import retrying
+from pipeline.tracking.store import tracking_uri
 
 MODEL_NAME = "model"  # the logged model's name: the run's Models tab, runs:/<run id>/model
 EXAMPLE = "example.mp4"
@@ -54,6 +64,8 @@ class LocalizerModel(mlflow.pyfunc.PythonModel):
     ``map`` ((224, 224) float32 in [0, 1]), the numbers `dmt localize` gives."""
 
     def load_context(self, context) -> None:
+        # heavy (torch): only a loaded model needs it; `import pipeline.tracking` stays
+        # torch-free for `dmt submit` and `dmt jobs`
         from pipeline.localize import Localizer
 
         self.own = Path(context.artifacts["example"]).parent
@@ -66,7 +78,7 @@ class LocalizerModel(mlflow.pyfunc.PythonModel):
         return value
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from pipeline.localize import LocalizeError
+        from pipeline.localize import LocalizeError  # heavy (torch): as in load_context
 
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
@@ -95,21 +107,6 @@ def _text(value: Any) -> str:
     return "" if value is None or value != value else str(value)
 
 
-@contextmanager
-def tracking_uri(uri: str):
-    """MLflow's model logging and registry read the process-wide tracking URI; it is set for the
-    call and put back afterwards, with ``$MLFLOW_TRACKING_URI`` (``set_tracking_uri`` writes
-    it too, and ``resolve_tracking_uri`` reads it)."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(None)
-        if env is not None:
-            os.environ["MLFLOW_TRACKING_URI"] = env
-
-
 def pip_requirements() -> list[str]:
     """What the model imports, pinned to this environment (explicit: MLflow's inference of
     requirements loads the model in a subprocess)."""
@@ -124,11 +121,6 @@ def pip_requirements() -> list[str]:
 
 def write_example(cfg: Any, path: Path) -> Path:
     """A synthetic clip of the run's synth settings, long enough for its decode options."""
-    import dataclasses
-
-    from pipeline.synth.generate import encode_clip
-    from pipeline.synth.scene import sample_scene
-
     seconds = max(cfg.data.synth.duration, cfg.data.audio_seconds + 0.5,
                   cfg.data.frame_time + 0.5)
     synth = dataclasses.replace(cfg.data.synth, duration=seconds, fps=min(cfg.data.synth.fps, 10))
@@ -142,8 +134,6 @@ def log_model(logger: Any, checkpoint: str | os.PathLike, cfg: Any) -> str:
     """Log ``checkpoint`` (a ``state.pt``) as the run's MLflow model (``logger``: the run's
     :class:`RunLogger`); returns the model id. The logged model is created in the run's
     experiment here: left to MLflow, it would go to the active (default) experiment."""
-    from pipeline.tracking.runs import retrying
-
     def log() -> str:
         client = MlflowClient(logger.uri)
         run = client.get_run(logger.run_id)
@@ -189,10 +179,6 @@ def _pyfunc_pickle_warning_off():
     """MLflow warns on every log that a ``python_model`` object is saved with CloudPickle. Ours
     is a small class of this package, loaded back with this package installed (its
     requirements pin it); the warning is console noise on every run, kept with --verbose."""
-    import logging
-
-    from pipeline import console
-
     log = logging.getLogger("mlflow.pyfunc")
     level = log.level
     if not console.verbose():
@@ -206,11 +192,6 @@ def _pyfunc_pickle_warning_off():
 def register_model(uri: str, run_id: str, name: str, alias: str) -> str:
     """Register the run's model under ``name`` (a new version) and point ``alias`` at it;
     returns the version."""
-    import contextlib
-    import io
-
-    from pipeline import console
-
     model_id = run_model_id(uri, run_id)
     # mlflow.register_model prints "Successfully registered ..." and "Created version ..." on
     # stderr; the command prints its own line with the URI

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
+import sys
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.errors import TrackingUnavailableError
+from pipeline.tracking.datasets import shard_inputs
 from pipeline.tracking.store import PARENT_TAG, SUBMISSION_TAG, get_or_create_experiment
+from pipeline.tracking.system import system_metrics
 
 MAX_PARAM_LEN = 6000  # MLflow's limit for a param value
 NOTE_TAG = "mlflow.note.content"  # the run page's description (MLflow's own tag)
@@ -30,8 +36,6 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 def _transient(exc: Exception) -> bool:
     """A request that did not reach a working server (refused, reset, timed out, 502-504), as
     opposed to one the server answered with an error (a bad value, a missing run)."""
-    from mlflow.exceptions import MlflowException
-
     if not isinstance(exc, MlflowException):
         return isinstance(exc, (ConnectionError, TimeoutError))
     text = str(exc)
@@ -44,8 +48,6 @@ def _transient(exc: Exception) -> bool:
 def retrying(call, uri: str, what: str, retry_s: float = DEFAULT_RETRY_S):
     """``call()``, called again while the tracking server is unreachable, for up to
     ``retry_s`` seconds; then :class:`TrackingUnavailableError` naming the server."""
-    import time
-
     deadline = time.monotonic() + retry_s
     wait = 1.0
     while True:
@@ -105,9 +107,6 @@ def job_submission_id() -> str:
 
 def command_line() -> str:
     """The command this process runs, as the user typed it (``dmt train --config ...``)."""
-    import shlex
-    import sys
-
     argv = list(sys.argv)
     if not argv:
         return "python"
@@ -124,8 +123,6 @@ def source_name(command: str) -> str:
     run page shows the source as a file path, i.e. only what follows its last ``/`` (a whole
     command line came out as ``mlflow.db --register dmt``). The full command is in the run's
     description."""
-    import shlex
-
     def short(arg: str) -> str:
         key, eq, value = arg.partition("=") if "=" in arg and not arg.startswith("-") else (
             "", "", arg)
@@ -195,8 +192,6 @@ class RunLogger:
         return retrying(lambda: fn(*args, **kwargs), self.uri, what, self.retry_s)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        import time
-
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v == v]  # no NaN
         for i in range(0, len(items), 1000):
@@ -243,15 +238,11 @@ class RunLogger:
     def log_shard_inputs(self, shards: str, summary: dict, splits: list[str],
                          rows: dict[str, int] | None = None) -> None:
         """The shards the run reads, one MLflow dataset input per split (``datasets.py``)."""
-        from pipeline.tracking.datasets import shard_inputs
-
         self._call("log dataset inputs", self.client.log_inputs, self.run_id,
                    datasets=shard_inputs(shards, summary, splits, rows))
 
     def system_metrics(self, interval_s: float, *, node_rank: int = 0, resumed: bool = False):
         """Context manager: MLflow's system metrics into this run while it is open."""
-        from pipeline.tracking.system import system_metrics
-
         return system_metrics(self.uri, self.run_id, interval_s, node_rank=node_rank,
                               resumed=resumed)
 

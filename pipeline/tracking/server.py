@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 
 from mlflow.tracking import MlflowClient
 
@@ -30,10 +33,6 @@ class LocalServer:
         self.artifacts_destination = artifacts_destination
 
     def __enter__(self) -> str:
-        import sys
-        import time
-        import urllib.request
-
         if not self.port:
             self.port = free_port()
         MlflowClient(self.sqlite_uri).search_experiments()  # create the schema in-process first

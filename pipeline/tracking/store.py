@@ -4,6 +4,7 @@ links, and reading runs back."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -77,6 +78,21 @@ def runs_of_submission(uri: str, submission_id: str) -> list:
     return sorted(runs, key=lambda r: PARENT_TAG in r.data.tags)
 
 
+@contextmanager
+def tracking_uri(uri: str):
+    """MLflow's model logging and registry read the process-wide tracking URI; it is set for the
+    call and put back afterwards, with ``$MLFLOW_TRACKING_URI`` (``set_tracking_uri`` writes
+    it too, and ``resolve_tracking_uri`` reads it)."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(None)
+        if env is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = env
+
+
 def metric_history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
     return [(m.step, m.value) for m in MlflowClient(uri).get_metric_history(run_id, key)]
 
@@ -87,8 +103,6 @@ def list_artifacts(uri: str, run_id: str, path: str | None = None) -> list[str]:
 
 def download_artifacts(uri: str, artifact_uri: str, dst: str | os.PathLike | None = None) -> str:
     """Fetch ``runs:/<id>/<path>`` or ``models:/...`` to a local path (for --model URIs)."""
-    from pipeline.tracking.model import tracking_uri
-
     with tracking_uri(uri):  # models:/ URIs are resolved through the process-wide URI
         return mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri,
                                                    dst_path=str(dst) if dst else None)

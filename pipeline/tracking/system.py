@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
 
 @contextlib.contextmanager
 def system_metrics(uri: str, run_id: str, interval_s: float, *, node_rank: int = 0,
                    resumed: bool = False):
     """Log system metrics into ``run_id`` every ``interval_s`` seconds while the block runs.
     ``resumed``: continue the steps of an earlier attempt instead of starting at 0."""
-    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-
     # one INFO line per monitor start ("Skip logging GPU metrics", "Started monitoring")
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     monitor = SystemMetricsMonitor(run_id, sampling_interval=interval_s,

@@ -10,15 +10,36 @@ from __future__ import annotations
 
 import collections
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import ray.data
+from ray.data.expressions import col
 
 from pipeline import config as config_mod
 from pipeline.data import reader
+from pipeline.data.formats import load_id_list
 from pipeline.engine.batches import MAP_KEY, ToTrainingBatch
+from pipeline.errors import ClusterCapacityError
 from pipeline.methods import method_of
+
+
+def ray_dataset(path: str | os.PathLike, *, columns: list[str] | None = None,
+                **read_kwargs: Any) -> ray.data.Dataset:
+    """``ray.data.read_parquet`` over the checked shard files (``reader.shard_files``; one
+    footer reader on small machines unless ``RAY_DATA_PARQUET_FOOTER_NUM_ACTORS`` is set)."""
+    os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
+    fs, files = reader.filesystem_and_paths(reader.shard_files(path))
+    if not files:
+        raise FileNotFoundError(f"{path}: no shards")
+    if fs is not None:  # the tasks get the filesystem (endpoint, options) with the paths
+        read_kwargs.setdefault("filesystem", fs)
+    ds = ray.data.read_parquet(files, **read_kwargs)
+    # Ray Data 2.60 pushes the projection down into the read (`columns=` is deprecated)
+    return ds.select_columns(columns) if columns else ds
 
 
 def split_dataset(shards: str | os.PathLike, split: str, image_size: int,
@@ -28,9 +49,7 @@ def split_dataset(shards: str | os.PathLike, split: str, image_size: int,
 
     With ``val_ids``, split "val" is those labeled rows and "labeled" is the rest.
     """
-    from ray.data.expressions import col
-
-    ds = reader.ray_dataset(shards, columns=reader.BATCH_COLUMNS, num_cpus=data_cpus)
+    ds = ray_dataset(shards, columns=reader.BATCH_COLUMNS, num_cpus=data_cpus)
     # predicate expressions: Ray pushes them down into the Parquet scan
     if split == "val":
         ds = ds.filter(expr=(col("split") == "labeled") & col("id").is_in(list(val_ids or [])))
@@ -46,8 +65,6 @@ def validation_ids(cfg: config_mod.Config) -> list[str]:
     """Labeled ids held out for model selection: ``data.val_list`` or a seeded
     ``data.val_fraction`` of the labeled ids."""
     if cfg.data.val_list:
-        from pipeline.data.formats import load_id_list
-
         return sorted(load_id_list(cfg.data.val_list))
     shards = config_mod.data_paths(cfg.data).shards
     return reader.carve_validation(reader.split_ids(shards, "labeled"), cfg.data.val_fraction,
@@ -56,8 +73,6 @@ def validation_ids(cfg: config_mod.Config) -> list[str]:
 
 def build_datasets(cfg: config_mod.Config, eval_split: str = "test") -> dict[str, Any]:
     """The datasets of a run: labeled, unlabeled (methods that read it), the evaluation split."""
-    import ray.data
-
     ctx = ray.data.DataContext.get_current()
     # Progress bars of the feeding datasets would interleave with the per-epoch progress lines.
     ctx.enable_progress_bars = False
@@ -169,9 +184,6 @@ class _Pass:
     ClusterCapacityError when no window comes within ``wait_s`` seconds."""
 
     def __init__(self, shard, window: int, name: str, wait_s: float | None):
-        import queue
-        import threading
-
         self.name, self.wait_s = name, wait_s
         self._requests: queue.Queue = queue.Queue()
         self._results: queue.Queue = queue.Queue()
@@ -193,10 +205,6 @@ class _Pass:
             self._results.put(exc)
 
     def next(self) -> dict | None:
-        import queue
-
-        from pipeline.errors import ClusterCapacityError
-
         if not self._asked:
             self._requests.put(True)
         self._asked = False

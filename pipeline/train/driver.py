@@ -9,13 +9,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
+import ray.train
+from ray.data import DataContext, ExecutionOptions
+from ray.train.torch import TorchTrainer
+
 from pipeline import config as config_mod
-from pipeline import locations
+from pipeline import locations, tracking
 from pipeline.engine.heatmaps import heatmap_clips
+from pipeline.errors import no_space
 from pipeline.locks import FolderLock
 from pipeline.models.pretrained import read_initial_weights
 from pipeline.prepare import require_shards
@@ -23,6 +31,8 @@ from pipeline.ray_env import check_shared, ensure_ray
 from pipeline.train import placement, resources
 from pipeline.train.data import build_datasets
 from pipeline.train.failures import disk_full_in_run, end_failed, print_worker_errors
+from pipeline.train.loop import train_loop_per_worker
+from pipeline.train.progress import EpochLineRelay
 
 log = logging.getLogger("dmt.train")
 RUN_INFO = "dmt_run.json"  # written into the Ray run folder: how to resume it
@@ -41,11 +51,6 @@ class TrainOutcome:
 
 def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config: dict[str, Any],
                   name: str, storage: Path, callbacks: list | None = None):
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
-    from pipeline.train.loop import train_loop_per_worker
-
     resources = {"CPU": cfg.train.cpus_per_worker}
     if cfg.train.use_gpu:
         resources["GPU"] = 1
@@ -77,7 +82,6 @@ def fit_to_cluster(cfg: config_mod.Config) -> config_mod.Config:
     any work: a run that cannot hold its workers and Ray Data's stream beside them, in total or
     on one node, would train stage 1 and then wait forever at the start of stage 2."""
     ensure_ray()
-    import ray
 
     return resources.fitted(cfg, ray.cluster_resources().get("CPU", 0.0),
                             nodes=placement.nodes_from_ray(ray.nodes()))
@@ -85,9 +89,6 @@ def fit_to_cluster(cfg: config_mod.Config) -> config_mod.Config:
 
 def capacity_retries(cfg: config_mod.Config) -> int:
     """Worker-group start attempts that cover ``train.capacity_wait_s``."""
-    import math
-    import os
-
     timeout = float(os.environ.get("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S",
                                    WORKER_GROUP_START_TIMEOUT_S))
     return max(1, math.ceil(cfg.train.capacity_wait_s / timeout))
@@ -97,8 +98,6 @@ def _ordered_ingest(cfg: config_mod.Config):
     """Train's ingest options for the worker shards (Ray Data's current limits), with
     ``preserve_order`` and the data nodes' labels (set here on the driver: Train resolves its
     defaults in its controller, whose Ray Data context is not this one)."""
-
-    from ray.data import DataContext, ExecutionOptions
 
     # built here, not with DataConfig.default_ingest_options(), which passes Ray Data's
     # deprecated exclude_resources on (a RayDeprecationWarning in every run)
@@ -113,8 +112,6 @@ def _resume_info(target: str, uri: str) -> dict[str, Any]:
     id."""
     folder = locations.location(target, "--resume")
     if not folder.exists():
-        from pipeline import tracking
-
         try:
             run = tracking.get_run(uri, target)
         except Exception as exc:  # noqa: BLE001 - MLflow raises several types for a bad id
@@ -129,8 +126,6 @@ def _resume_info(target: str, uri: str) -> dict[str, Any]:
 
 def resumed_config(target: str, cfg: config_mod.Config) -> config_mod.Config:
     """The config a ``--resume`` target (Ray run folder or MLflow run id) was started with."""
-    from pipeline import tracking
-
     return config_mod.from_dict(_resume_info(target, tracking.resolve_tracking_uri(
         cfg.tracking.uri))["config"])
 
@@ -150,8 +145,6 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
     epoch goes to ``say`` (else to the worker's log file: a sweep trial). ``warm_start``
     (``checkpoint``, ``run_id``): start from another run's checkpoint (a sweep's shared
     stage-1 warm-up, ``pipeline.tune.warmup``) until this run has one of its own."""
-    from pipeline import tracking
-
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     cfg = config_mod.resolve_paths(cfg)
     if resume:  # the run's own config and MLflow store, whatever this command was given
@@ -198,10 +191,6 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
                 callbacks: list | None, say, epoch_lines: bool, summary: dict[str, Any],
                 warm_start: dict[str, str] | None) -> TrainOutcome:
     """The run's folder written, its trainer fitted and its MLflow run closed."""
-    from pipeline import tracking
-    from pipeline.errors import no_space
-    from pipeline.train.progress import EpochLineRelay
-
     logger = tracking.RunLogger(uri, run_id, cfg.tracking.retry_s)
     run_path.mkdir(parents=True, exist_ok=True)
     (run_path / RUN_INFO).write_text(json.dumps({"run_id": run_id, "name": name,

@@ -8,16 +8,22 @@ to MLflow through ``pipeline.tracking.RunLogger``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import ray.data
+import ray.train
+import ray.train.torch
 import torch
 
 from pipeline import config as config_mod
+from pipeline import locations
 from pipeline.dmt.state import make_state
 from pipeline.engine import checkpoint as ckpt_io
 from pipeline.engine import evaluation
@@ -67,10 +73,6 @@ def evaluate_split(state, cfg, shard, to_device, prefix: str) -> dict[str, float
 def _quiet_ray_logs() -> None:
     """Ray Train logs every report's full metrics dict (about 100 keys here) at INFO; our own
     one-line progress replaces it. Ray Data's progress bars would interleave with it too."""
-    import logging
-
-    import ray.data
-
     # No public API: the per-report INFO line comes from this module's logger, which Ray names
     # after the module's file.
     from ray.train.v2._internal.execution import context as train_context
@@ -91,10 +93,6 @@ def _restore(state, checkpoint) -> tuple[int, dict[str, int]]:
 def _warm_start(uri: str):
     """The shared warm-up's checkpoint (``loop_config["warm_start"]``: a local folder or an
     object-storage URI) as a Ray checkpoint."""
-    import ray.train
-
-    from pipeline import locations
-
     where = locations.location(uri)
     if locations.is_remote(where):
         fs, path = locations.fs_path(where)
@@ -106,9 +104,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     """Entry point of every Ray Train worker. ``loop_config``: ``config`` (the config as a dict),
     ``logger`` (a RunLogger or None), ``heatmap_clips`` (rows), ``eval_split``,
     ``init_weights`` (``models.pretrained.InitialWeights`` or None)."""
-    import ray.train
-    import ray.train.torch
-
     cfg = config_mod.from_dict(loop_config["config"])
     _quiet_ray_logs()
     ctx = ray.train.get_context()
@@ -145,8 +140,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
 def _system_metrics(logger, cfg, ctx, resumed: bool):
     """MLflow's system metrics from the first worker of each node (``tracking.system_metrics``)
     while it trains; nothing for the others or without a run."""
-    import contextlib
-
     if logger is None or not cfg.tracking.system_metrics or ctx.get_local_rank() != 0:
         return contextlib.nullcontext()
     return logger.system_metrics(cfg.tracking.system_metrics_interval_s,
@@ -156,8 +149,6 @@ def _system_metrics(logger, cfg, ctx, resumed: bool):
 def _loop(state, cfg, start_epoch, drawn, logger, loop_config, rank, world) -> dict[str, Any]:
     """Epochs ``start_epoch``.. of the run; ``drawn``: batches drawn from each stream before
     (skipped again, and saved with every checkpoint)."""
-    import ray.train
-
     to_device = lambda b: to_torch(b, state.device)  # noqa: E731
     seed = cfg.train.seed * 7919 + rank
     wait = cfg.train.capacity_wait_s
@@ -200,8 +191,6 @@ def _stream_stats(with_unlabeled: bool) -> str:
     """Ray Data's timings of this worker's training streams (per operator: read, decode; and
     the iterator's: time blocked waiting, batch creation, formatting), the run's record of
     where its input time went (``ray_data_stats.txt``)."""
-    import ray.train
-
     parts = []
     for name in ("labeled", "unlabeled") if with_unlabeled else ("labeled",):
         try:
@@ -214,8 +203,6 @@ def _stream_stats(with_unlabeled: bool) -> str:
 
 def _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config,
                             drawn) -> None:
-    import ray.train
-
     if rank == 0:
         progress.send(loop_config.get("epoch_lines"),
                       progress_line(metrics, loop_config["total_epochs"]))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ray.util.queue import Empty, Queue
+
 POLL_S = 0.5
 
 
@@ -20,8 +22,6 @@ class EpochLineRelay:
     sends with :func:`send` is given to ``say`` on the driver, in order, once."""
 
     def __init__(self, say=print):
-        from ray.util.queue import Queue
-
         self.say = say
         self.queue = Queue(actor_options={"num_cpus": 0})
         self._stop = threading.Event()
@@ -38,8 +38,6 @@ class EpochLineRelay:
         self.queue.shutdown(force=True)
 
     def _pump(self) -> None:
-        from ray.util.queue import Empty
-
         while not self._stop.is_set():
             try:
                 self.say(self.queue.get(timeout=POLL_S))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ray import tune
 
 from pipeline import config as config_mod
 
@@ -81,8 +82,6 @@ def load_space(path: str | None, base: config_mod.Config) -> dict[str, dict[str,
 
 def to_tune(space: dict[str, dict[str, list]]) -> dict[str, Any]:
     """The Ray Tune ``param_space`` (flat dotted keys) of a validated space."""
-    from ray import tune
-
     out: dict[str, Any] = {}
     for key, spec in space.items():
         kind, args = next(iter(spec.items()))

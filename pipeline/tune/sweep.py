@@ -16,11 +16,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
+from optuna.samplers import TPESampler
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.basic_variant import BasicVariantGenerator
+from ray.tune.search.optuna import OptunaSearch
+
 from pipeline import config as config_mod
+from pipeline import tracking
+from pipeline.checkpoint_uri import evaluate_checkpoint
+from pipeline.engine.loop import total_epochs
 from pipeline.locks import FolderLock
+from pipeline.prepare import prepare_dataset
+from pipeline.ray_env import ensure_ray
 from pipeline.train import placement, resources
+from pipeline.train.data import validation_ids
+from pipeline.tune import plots, warmup
 from pipeline.tune import space as space_mod
-from pipeline.tune import warmup
 from pipeline.tune.trials import close_children, register_best, run_trial, trial_rows
 
 SWEEP_INFO = "dmt_sweep.json"
@@ -70,8 +84,6 @@ def epochs_trained(rows: list[dict], shared_stage1: int) -> int:
 
 
 def _scheduler(cfg: config_mod.Config, space: dict[str, Any], max_t: int):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
     if cfg.tune.scheduler == "fifo":
         return FIFOScheduler()
     # "epoch", not Tune's training_iteration: a trial resumed from its Train checkpoint starts
@@ -102,8 +114,6 @@ class SweepInterrupted(RuntimeError):
 def _interrupted(uri: str, experiment: str, parent_id: str, rows: list[dict], samples: int,
                  folder: Path) -> None:
     """Close the ended trials' runs (unfinished ones stay open), mark the parent, and raise."""
-    from pipeline import tracking
-
     close_children(uri, experiment, parent_id, rows)
     tracking.RunLogger(uri, parent_id).set_tags({"tune.status": "interrupted"})
     ended = sum(row["status"] != "unfinished" for row in rows)
@@ -114,8 +124,6 @@ def _interrupted(uri: str, experiment: str, parent_id: str, rows: list[dict], sa
 
 def _log_parent_summary(log, cfg, rows, best_row, best_cfg, test_metrics, max_t,
                         epochs_run) -> None:
-    from pipeline.tune import plots
-
     epochs_full = len(rows) * max_t
     log.log_metrics({"tune/best_objective": best_row["objective"],
                      "tune/epochs_run": epochs_run, "tune/epochs_full": epochs_full,
@@ -161,8 +169,6 @@ def _load_sweep(cfg: config_mod.Config, samples: int, space_file: str | None,
 def _open_parent(sw: _Sweep, uri: str, experiment: str) -> str:
     """The sweep's parent run: the saved one when resuming, else a new one (and the sweep's
     info file, written once the run exists)."""
-    from pipeline import tracking
-
     if sw.info:
         return sw.info["parent_run_id"]
     parent = tracking.start_run(uri, experiment, sw.folder.name, config_mod.flatten(sw.cfg),
@@ -181,21 +187,14 @@ def _searcher(cfg: config_mod.Config, n_conc: int):
     ``tune.optuna_startup`` trials, then proposals from the trials reported so far; the limiter
     keeps it to ``n_conc`` open proposals). ASHA stops trials either way."""
     if cfg.tune.search == "optuna":
-        from optuna.samplers import TPESampler
-        from ray.tune.search import ConcurrencyLimiter
-        from ray.tune.search.optuna import OptunaSearch
-
         sampler = TPESampler(seed=cfg.tune.seed, n_startup_trials=cfg.tune.optuna_startup)
         return ConcurrencyLimiter(OptunaSearch(sampler=sampler, metric=cfg.tune.objective,
                                                mode=cfg.tune.mode), max_concurrent=n_conc)
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     return BasicVariantGenerator(random_state=cfg.tune.seed, max_concurrent=n_conc)
 
 
 def _tuner(sw: _Sweep, base: dict[str, Any], n_conc: int):
-    from ray import tune
-
     cfg = sw.cfg
     trainable = tune.with_resources(tune.with_parameters(run_trial, base=base),
                                     {"cpu": cfg.tune.trial_cpus})
@@ -221,8 +220,6 @@ def _tuner(sw: _Sweep, base: dict[str, Any], n_conc: int):
 
 def _best(sw: _Sweep, rows: list[dict]) -> tuple[dict, config_mod.Config, dict[str, float]]:
     """The best trial's row, its config (as given, with its values) and its test metrics."""
-    from pipeline.engine.offline import evaluate_checkpoint
-
     scored = [r for r in rows if r["history"]]
     if not scored:
         raise RuntimeError(f"no trial reported {sw.cfg.tune.objective}; see {sw.folder}")
@@ -252,14 +249,6 @@ def run_sweep(cfg: config_mod.Config, samples: int, space_file: str | None = Non
 
 
 def _run_sweep(sw: _Sweep, say, register: tuple[str, str] | None) -> SweepOutcome:
-    import ray
-
-    from pipeline import tracking
-    from pipeline.engine.loop import total_epochs
-    from pipeline.prepare import prepare_dataset
-    from pipeline.ray_env import ensure_ray
-    from pipeline.train.data import validation_ids
-
     ensure_ray()
     cluster_cpus = ray.cluster_resources().get("CPU", 1)
     # before any data, MLflow or trial work: a trial that cannot fit is refused

@@ -6,7 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import ray.train
+from ray import tune
+from ray.tune.integration.ray_train import TuneReportCallback
+
 from pipeline import config as config_mod
+from pipeline import tracking
+from pipeline.engine.loop import total_epochs
+from pipeline.train.driver import RUN_INFO, fit
 from pipeline.tune import space as space_mod
 
 
@@ -15,12 +22,6 @@ def run_trial(params: dict[str, Any], base: dict[str, Any]) -> None:
 
     ``base`` (the config, tracking URI and parent run id) comes through ``tune.with_parameters``
     so that it stays out of the trial's sampled config (and Tune's trial tables)."""
-    from ray import tune
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    from pipeline.engine.loop import total_epochs
-    from pipeline.train.driver import RUN_INFO, fit
-
     cfg = config_mod.from_dict(base["config"])
     for key, value in space_mod.decode_sample(params).items():
         config_mod.set_key(cfg, key, value)
@@ -42,8 +43,6 @@ def run_trial(params: dict[str, Any], base: dict[str, Any]) -> None:
 
 def epochs_checkpointed(run_path: Path) -> int:
     """Epochs a Train run folder holds a checkpoint for (0 before its first checkpoint)."""
-    import ray.train
-
     try:
         return int(ray.train.Result.from_path(str(run_path)).metrics.get("epoch", 0))
     except RuntimeError:  # no checkpoint written yet
@@ -82,8 +81,6 @@ def trial_rows(results, cfg: config_mod.Config, max_t: int) -> list[dict[str, An
 
 def close_children(uri: str, experiment: str, parent_id: str, rows: list[dict]) -> None:
     """Give each child run its sweep status (ASHA kills a stopped trial mid-run)."""
-    from pipeline import tracking
-
     children = {r.info.run_name: r for r in tracking.search_runs(
         uri, experiment, f"tags.`{tracking.PARENT_TAG}` = '{parent_id}'", max_results=1000)}
     for row in rows:
@@ -104,8 +101,6 @@ def register_best(uri: str, experiment: str, parent: str, rows: list[dict], best
     """Register the best trial's model (``register``: name, alias). A trial ASHA stopped
     logged no model; then the best trial that ran to its end is registered, and the note
     says which."""
-    from pipeline import tracking
-
     runs = {r.info.run_name: r.info.run_id for r in tracking.search_runs(
         uri, experiment, f"tags.`{tracking.PARENT_TAG}` = '{parent}'", max_results=1000)}
     done = [r for r in rows if r["status"] == "completed" and r["history"]]

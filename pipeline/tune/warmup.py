@@ -11,10 +11,14 @@ one it would have had after warming up itself: the same numbers (``tests/test_tu
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from pipeline import config as config_mod
+from pipeline import tracking
+from pipeline.methods import method_of
+from pipeline.train.driver import RUN_INFO, fit
 
 # Keys stage 1 never reads (pipeline/dmt/step.py: stage1_step uses lambda_sup, lambda_c and the
 # augmentation keys; the thresholds, the unlabeled weight and the teachers' EMA act in dmt_step
@@ -26,8 +30,6 @@ STAGE2_ONLY_KEYS = frozenset({"dmt.delta", "dmt.tau", "dmt.ema_decay", "dmt.lamb
 def stage1_is_common(cfg: config_mod.Config, space: dict[str, Any]) -> bool:
     """Whether every trial of a sweep over ``space`` runs the same stage 1 (a method with a
     warm-up, only stage-2 keys swept)."""
-    from pipeline.methods import method_of
-
     return (bool(space) and set(space) <= STAGE2_ONLY_KEYS
             and method_of(cfg.dmt.method).warmup and cfg.train.stage1_epochs > 0)
 
@@ -50,8 +52,6 @@ def run_warmup(cfg: config_mod.Config, sweep_name: str, uri: str, parent: str,
                saved: dict[str, str] | None, say) -> dict[str, str]:
     """The warm-up's ``{"run_id", "checkpoint"}``: ``saved`` (a resumed sweep that has one),
     else its run trained now (or continued, if a previous invocation was cut short in it)."""
-    from pipeline.train.driver import RUN_INFO, fit
-
     if saved and saved.get("checkpoint"):
         return saved
     name = f"{sweep_name}-warmup"
@@ -74,10 +74,6 @@ def shared(cfg: config_mod.Config, space: dict[str, Any], info_file: Path,
     """The warm-up every trial of the sweep starts from, recorded in the sweep's ``info_file``
     (``--resume`` does not run it again) and tagged on its ``parent`` run; None when the trials'
     stage 1 differ (or ``tune.share_warmup`` is off)."""
-    import json
-
-    from pipeline import tracking
-
     if not shares_warmup(cfg, space):
         return None
     warm = run_warmup(cfg, info_file.parent.name, uri, parent, saved, say)
