@@ -48,7 +48,7 @@ bench-preprocess: $(STAMP)
 bench-train: $(STAMP)
 	$(PY) jobs/benchmarks/train_bench.py --config jobs/configs/demo.yaml
 
-# The quality benchmark (docs/benchmarks.md); rerunning with the same OUT resumes.
+# The quality benchmark (docs/results.md); rerunning with the same OUT resumes.
 BENCH_OUT ?= bench-out/quality
 bench-quality: $(STAMP)
 	$(VENV)/bin/dmt bench quality --out $(BENCH_OUT)

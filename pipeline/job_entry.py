@@ -29,7 +29,7 @@ def main(job: str, argv: list[str] | None = None, prog: str | None = None) -> in
     """Parse ``argv`` with ``job``'s parser and run its command; return the exit status."""
     prog = prog or f"jobs/{job}.py"
     argv = sys.argv[1:] if argv is None else argv
-    # Small machines: one Parquet footer reader instead of 32 (see RAY-NOTES).
+    # Small machines: one Parquet footer reader instead of Ray Data's 32 actors.
     os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
     mod = importlib.import_module(f"pipeline.commands.{COMMANDS[job][0]}")
     args = job_parser(job, prog).parse_args(argv)  # usage errors: argparse exits 2

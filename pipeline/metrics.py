@@ -1,4 +1,4 @@
-"""The AVSL evaluation metric, exactly as the public EZ-VSL code computes it (DMT.md section 4).
+"""The AVSL evaluation metric, exactly as the public EZ-VSL code computes it (docs/method.md §8).
 
 Everything here is numpy; torch tensors are accepted and converted (detached, on the CPU).
 Maps are 224x224 in the field; the functions generalise to any square size where that is

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 METADATA = SHARED / "data" / "avsl-metadata"
 
-# Small machines: one parquet footer reader instead of 32 (see RAY-NOTES).
+# Small machines: one parquet footer reader instead of Ray Data's 32 actors.
 os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
 # Fake AWS credentials for the S3 test server (tests/s3_server.py), set here, before the
 # session's Ray instance starts, so its workers inherit them (S3 signs every request); no test

@@ -1,4 +1,4 @@
-"""The evaluation metric, pinned by values worked out by hand (DMT.md section 4)."""
+"""The evaluation metric, pinned by values worked out by hand (docs/method.md §8)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """jobs/benchmarks/train_bench.py: both loops run on the smoke shards and --json holds their
-figures (the speed itself is a benchmark, docs/benchmarks.md, not a test)."""
+figures (the speed itself is a benchmark, docs/performance.md, not a test)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ clip is scored as the benchmark scores it (median rule), and the failures are sp
 failed** (the peak is in the box, but the map's top half does not hold enough of it: the map's
 shape, or a second object sharing the top half). The same scores are then split by whether the
 clip's silent distractor wears the sounder's colour (``data.synth.look_share``), read from the
-synthesis' ``meta.json``. Used to choose the calibration's knobs (docs/benchmarks.md#quality).
+synthesis' ``meta.json``. Used to choose the calibration's knobs (docs/results.md#calibration).
 
     .venv/bin/python jobs/benchmarks/failure_split.py --out bench-out/calibration
 """

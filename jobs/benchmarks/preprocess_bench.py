@@ -25,7 +25,7 @@ or with ``--source pyav`` from the PyAV writer below (10 s, 25 fps, 320x240 H.26
 textured moving shapes, 44.1 kHz stereo AAC tones + noise: VGG-Sound-like decode work).
 
 Results go to bench-out/preprocess/results_<source>.json and a Markdown table on stdout
-(paste it into docs/benchmarks.md).
+(docs/performance.md quotes the committed docs/preprocess-bench/ files).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """CPU seconds per training step of a quality-benchmark row, side by side (not a test).
 
-What sizes the full quality benchmark's wall time (docs/benchmarks.md#quality): a row's steps
-at the config's networks, per precision (``train.precision``) and audio rate
+What sizes the full quality benchmark's wall time (docs/performance.md): a row's steps at the
+config's networks, per precision (``train.precision``) and audio rate
 (``data.sample_rate``). Each variant trains the row for a few steps through the benchmark's own
 ``runner.train_row`` (one torch thread, as a benchmark row), on random clips of the config's
 sizes; variants alternate round by round so that the machine's noise falls on all of them, and

@@ -1,10 +1,14 @@
 """Draw a seeded labeled subset of N annotated ids and write the id lists a config names.
 
-  dmt lists --annotated ../shared/data/avsl-metadata/flickr_sup_train.txt \\
-      --test ../shared/data/avsl-metadata/flickr_test.csv --pool metadata/flickr_144k.csv \\
+  dmt lists --annotated metadata/flickr/flickr_sup_train.txt \\
+      --test metadata/flickr/flickr_test.csv --pool metadata/flickr/flickr_144k.txt \\
       -n 256 --out /data/flickr/lists_256
-  dmt lists --annotated vggss.json --test vggss_test.csv --pool vggss_144k.txt -n 2k \\
-      --from-test --out /data/vggsound/lists_2k
+  dmt lists --annotated metadata/vggss/vggss.json --test metadata/vggss/vggss_test.csv \\
+      --pool metadata/vggss/vggss_144k.txt -n 2k --from-test --out /data/vggsound/lists_2k
+
+The metadata files are published in the metadata/ folders of the AVSL repositories
+(github.com/stoneMo/EZ-VSL: vggss.json, vggss_test.csv, flickr_test.csv, the 144k pools;
+github.com/stoneMo/SLAVC: flickr_sup_train.txt); put them where you like.
 
 Writes OUT/labeled.txt, unlabeled.txt, test.txt and lists.json. For one --seed, a smaller -n's
 labeled ids are inside a larger one's. See pipeline/data/lists.py for the rules.

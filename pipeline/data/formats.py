@@ -1,4 +1,4 @@
-"""Readers for the real benchmarks' annotation and id-list formats (see reference/DMT.md section 5).
+"""Readers for the real benchmarks' annotation and id-list formats (docs/method.md §8.5).
 
 - VGG-SS: one JSON list ``[{"file": id, "class": str, "bbox": [[xmin, ymin, xmax, ymax], ...]}]``
   with coordinates normalised to [0, 1]. The public file has 14 out-of-range coordinates (one

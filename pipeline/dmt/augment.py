@@ -1,4 +1,4 @@
-"""Weak and strong views (DMT.md section 3, steps 1 and 5).
+"""Weak and strong views (docs/method.md §5.1, §5.5).
 
 Weak view (teachers): the identity. The loader already delivers the frame at the network's size,
 and an identity weak view means the teachers' maps need no geometric inverse before they become

@@ -1,4 +1,4 @@
-"""Teacher <- student exponential moving average (DMT.md section 3, step 7)."""
+"""Teacher <- student exponential moving average (docs/method.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Binarisation of teacher maps and Noise Filtering by consensus IoU (DMT.md section 3, 2-3)."""
+"""Binarisation of teacher maps and Noise Filtering by consensus IoU (docs/method.md §5.2-5.3)."""
 
 from __future__ import annotations
 

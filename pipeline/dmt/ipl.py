@@ -1,4 +1,4 @@
-"""Intersection of Pseudo-Labels (DMT.md section 3, step 4)."""
+"""Intersection of Pseudo-Labels (docs/method.md §5.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One optimisation step of every method, and map prediction (DMT.md section 3).
+"""One optimisation step of every method, and map prediction (docs/method.md §4-§5).
 
 Batches are dicts of tensors: ``frame`` (B, 3, S, S) float in [0, 1], ``audio`` (B, T) float;
 labeled batches carry ``gt`` (B, 224, 224) (``metrics.gt_map``); unlabeled ones may carry
@@ -200,7 +200,7 @@ def stage1_step(state: DMTState, labeled_batch: dict[str, Any], cfg=None) -> dic
 
 def dmt_step(state: DMTState, labeled_batch: dict[str, Any],
              unlabeled_batch: dict[str, Any] | None, cfg=None) -> dict[str, float]:
-    """Stage 2 of every method (DMT.md section 3): pseudo-labels from the teachers (dmt,
+    """Stage 2 of every method (docs/method.md §5): pseudo-labels from the teachers (dmt,
     mean_teacher), one student update on the strong views, then each teacher follows its student
     by EMA with ``cfg.ema_decay`` (frozen when ``cfg.ema`` is off). supervised: labeled clips
     only; ezvsl: contrastive on labeled + unlabeled. Returns loss_total, loss_sup, loss_pseudo,

@@ -1,4 +1,4 @@
-"""The EZ-VSL-style audio-visual network (one "model" of DMT.md section 2)."""
+"""The EZ-VSL-style audio-visual network (one "model" of docs/method.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The benchmark's annotation files, in the formats of the real benchmarks (reference/DMT.md 5).
+"""The benchmark's annotation files, in the formats of the real benchmarks (docs/method.md §8.5).
 
 - ``annotations.json``: VGG-SS layout for every clip, the sounding boxes at the middle frame.
 - ``flickr_xml/<id>.xml``: Flickr-SoundNet layout for the test clips.

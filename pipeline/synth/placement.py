@@ -1,7 +1,7 @@
 """Where objects go: box sizes and positions chosen with the field's metric in mind.
 
-The metric (reference/DMT.md section 4) thresholds a predicted map at its median, so it always
-selects half the frame. Two consequences shape the layout (reference/BENCHMARK-NOTES.md):
+The metric (docs/method.md §8.2) thresholds a predicted map at its median, so it always selects
+half the frame. Two consequences shape the layout:
 
 - A sounding box covering a fraction ``a`` of the frame scores at most cIoU ``2a``; below 25% of
   the frame a perfect map still fails the 0.5 bar. Sounding areas are therefore drawn with a
