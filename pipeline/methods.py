@@ -17,7 +17,9 @@ TEACHER_A, TEACHER_B, TEACHER_MEAN = "teacher_a", "teacher_b", "teacher_mean"
 STUDENT_A, STUDENT_B = "student_a", "student_b"
 # Every model role a checkpoint can report, in the order of the result tables.
 ROLES = (TEACHER_MEAN, TEACHER_A, TEACHER_B, STUDENT_A, STUDENT_B)
-TRIVIAL = ("whole_image", "centre_box", "oracle")  # predictors beside every table
+# The trivial predictors beside every table (their maps: pipeline.metrics.trivial_maps).
+WHOLE_IMAGE, CENTRE_BOX, ORACLE = "whole_image", "centre_box", "oracle"
+TRIVIAL = (WHOLE_IMAGE, CENTRE_BOX, ORACLE)
 
 
 @dataclass(frozen=True)

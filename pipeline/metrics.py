@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.methods import CENTRE_BOX, ORACLE, WHOLE_IMAGE
+
 SIZE = 224  # side of every evaluation map
 FLICKR_GRID = 256  # Flickr-SoundNet boxes are annotated on a 256x256 grid
 # EZ-VSL's thresholds are computed as 0.05 * i (not linspace) so float ties behave identically.
@@ -177,3 +179,14 @@ def oracle_map(gt: Any, eps: float = 1e-3) -> np.ndarray:
     g = _np(gt).astype(np.float64)
     ramp = np.arange(g.size, dtype=np.float64).reshape(g.shape) / g.size
     return np.minimum(g + eps * ramp, 1.0).astype(np.float32)
+
+
+def trivial_maps(gts: np.ndarray) -> dict[str, np.ndarray]:
+    """The trivial predictors' maps for ground-truth maps ``gts`` (N, H, W): whole image and
+    centre box (the same map for every clip, broadcast to (N, H, W)) and the oracle (from each
+    clip's own truth), keyed by their names in the method table (``methods.TRIVIAL``)."""
+    gts = np.asarray(gts)
+    size = gts.shape[-1]
+    return {WHOLE_IMAGE: np.broadcast_to(whole_image_map(size), gts.shape),
+            CENTRE_BOX: np.broadcast_to(centre_box_map(size=size), gts.shape),
+            ORACLE: np.stack([oracle_map(g) for g in gts])}

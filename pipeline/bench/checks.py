@@ -10,7 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.bench.aggregate import kind, paired_change
-from pipeline.methods import ALL_LABELS, FEW_LABELS, REFERENCE, TABLES, VARIANTS
+from pipeline.methods import (
+    ALL_LABELS,
+    CENTRE_BOX,
+    FEW_LABELS,
+    ORACLE,
+    REFERENCE,
+    TABLES,
+    VARIANTS,
+    WHOLE_IMAGE,
+)
 
 # Calibration (before any semi-supervised method is compared): the metric's ceiling and floor,
 # and a supervised learner that needs the labels.
@@ -36,11 +45,11 @@ def _mean(agg: dict, name: str, fraction: float | None, metric: str = "ciou"
 def calibration(agg: dict, fraction: float) -> list[tuple[str, str, str, str]]:
     """(check, measured, goal, met) rows of the calibration table."""
     out = []
-    for name, goal in (("oracle", f">= {ORACLE_MIN:.2f}"), ("whole_image", f"<= {TRIVIAL_MAX:.2f}"),
-                       ("centre_box", f"<= {TRIVIAL_MAX:.2f}")):
+    for name, goal in ((ORACLE, f">= {ORACLE_MIN:.2f}"), (WHOLE_IMAGE, f"<= {TRIVIAL_MAX:.2f}"),
+                       (CENTRE_BOX, f"<= {TRIVIAL_MAX:.2f}")):
         v = _mean(agg, name, None)
         if v is not None:
-            ok = v >= ORACLE_MIN if name == "oracle" else v <= TRIVIAL_MAX
+            ok = v >= ORACLE_MIN if name == ORACLE else v <= TRIVIAL_MAX
             out.append((f"{name.replace('_', ' ')}, CIoU (median rule)", f"{v:.3f}", goal,
                         _met(ok)))
     full = _mean(agg, ALL_LABELS, 1.0)

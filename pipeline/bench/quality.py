@@ -48,11 +48,8 @@ class BenchOutcome:
 def trivial_rows(clips: ClipArrays) -> list[dict[str, Any]]:
     """Whole image, centre box and oracle on the test split (no training, no seed)."""
     gts = clips.map[clips.test].astype(np.float32)
-    preds = {"whole_image": np.broadcast_to(metrics_mod.whole_image_map(), gts.shape),
-             "centre_box": np.broadcast_to(metrics_mod.centre_box_map(), gts.shape),
-             "oracle": np.stack([metrics_mod.oracle_map(g) for g in gts])}
     rows = []
-    for name, maps in preds.items():
+    for name, maps in metrics_mod.trivial_maps(gts).items():
         scores = metrics_mod.evaluate_maps(maps, gts)
         rows.append({"key": name, "method": name, "tables": ["A"], "fraction": None,
                      "labeled": 0, "seed": None, "checkpoint": None,

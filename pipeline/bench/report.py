@@ -14,9 +14,18 @@ from pipeline import config as config_mod
 from pipeline import tracking
 from pipeline.bench import checks, plots
 from pipeline.bench.aggregate import aggregate, kind, paired_change
-from pipeline.methods import NO_UNLABELED, REFERENCE, TABLES, TRIVIAL, VARIANTS
+from pipeline.methods import (
+    CENTRE_BOX,
+    NO_UNLABELED,
+    ORACLE,
+    REFERENCE,
+    TABLES,
+    TRIVIAL,
+    VARIANTS,
+    WHOLE_IMAGE,
+)
 
-LABELS = {"whole_image": "whole image", "centre_box": "centre box", "oracle": "oracle (ceiling)",
+LABELS = {WHOLE_IMAGE: "whole image", CENTRE_BOX: "centre box", ORACLE: "oracle (ceiling)",
           **{name: v.label for name, v in VARIANTS.items()}}
 HEADER = ("| method | labeled clips | seeds | CIoU (median rule) | CIoU (fixed 0.5) | AUC | "
           "mean cIoU | training CPU-s |\n| --- | --: | --: | --- | --- | --- | --- | --: |")

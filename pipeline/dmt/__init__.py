@@ -16,23 +16,15 @@ from pipeline.dmt.ema import ema_update, unwrap
 from pipeline.dmt.filtering import binarize, consensus_iou, noise_filter
 from pipeline.dmt.ipl import intersect
 from pipeline.dmt.losses import contrastive_loss, map_bce
+from pipeline.dmt.pseudo_labels import make_pseudo_labels, pseudo_label_stats, teacher_maps
 from pipeline.dmt.state import DMTState, make_state
-from pipeline.dmt.step import (
-                                  WHICH,
-                                  audio_inputs,
-                                  dmt_step,
-                                  finite_mean,
-                                  make_pseudo_labels,
-                                  predict_maps,
-                                  pseudo_label_stats,
-                                  stage1_step,
-                                  teacher_maps,
-)
+from pipeline.dmt.step import WHICH, dmt_step, finite_mean, predict_maps, stage1_step
+from pipeline.dmt.students import Targets, audio_inputs, train_students
 
 __all__ = [
-    "DMTState", "WHICH", "audio_inputs", "binarize", "consensus_iou", "contrastive_loss",
-    "dmt_step", "ema_update", "finite_mean", "intersect", "make_pseudo_labels", "make_state",
-    "map_bce", "mask_audio_input", "noise_filter", "photometric", "predict_maps",
-    "pseudo_label_stats", "random_flip", "stage1_step", "strong_frames", "teacher_maps", "unwrap",
-    "weak_view",
+    "DMTState", "Targets", "WHICH", "audio_inputs", "binarize", "consensus_iou",
+    "contrastive_loss", "dmt_step", "ema_update", "finite_mean", "intersect",
+    "make_pseudo_labels", "make_state", "map_bce", "mask_audio_input", "noise_filter",
+    "photometric", "predict_maps", "pseudo_label_stats", "random_flip", "stage1_step",
+    "strong_frames", "teacher_maps", "train_students", "unwrap", "weak_view",
 ]

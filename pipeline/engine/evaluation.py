@@ -23,10 +23,6 @@ def reported_role(method: str, wanted: str) -> str:
     return method_of(method).reported_role(wanted)
 
 
-def _trivial_maps() -> dict[str, np.ndarray]:
-    return {"whole_image": metrics.whole_image_map(), "centre_box": metrics.centre_box_map()}
-
-
 def score_batches(state, batches: Iterable[dict[str, Any]], to_device, roles=None
                   ) -> dict[str, dict[str, list[float]]]:
     """{role or trivial predictor: {"ciou": [...], "ciou_fixed": [...], "mse": [...]}}.
@@ -36,13 +32,11 @@ def score_batches(state, batches: Iterable[dict[str, Any]], to_device, roles=Non
     """
     roles = roles or method_of(state.method).roles
     scores = {name: {s: [] for s in SCORES} for name in (*roles, *TRIVIAL)}
-    trivial = _trivial_maps()
     for raw in batches:
         batch = to_device(raw)
         gts = batch["gt"].cpu().numpy()
         preds = {role: predict_maps(state, batch, role).cpu().numpy() for role in roles}
-        preds.update({name: np.broadcast_to(m, gts.shape) for name, m in trivial.items()})
-        preds["oracle"] = np.stack([metrics.oracle_map(gt) for gt in gts])
+        preds.update(metrics.trivial_maps(gts))
         for name, maps in preds.items():
             for pred, gt in zip(maps, gts, strict=True):
                 scores[name]["ciou"].append(metrics.ciou(pred, gt, "median"))

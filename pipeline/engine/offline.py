@@ -16,6 +16,7 @@ from pipeline.dmt.state import make_state
 from pipeline.engine import checkpoint as ckpt_io
 from pipeline.engine import evaluation
 from pipeline.engine.batches import MAP_KEY, ToTrainingBatch, to_torch
+from pipeline.methods import WHOLE_IMAGE
 
 
 def split_batches(shards: str | os.PathLike, split: str, image_size: int,
@@ -52,7 +53,7 @@ def _evaluate(state, cfg, data: dict[str, Any], name: str, shards: str | os.Path
     batches = split_batches(shards, split, cfg.model.image_size, batch_size)
     with torch.no_grad():
         scores = evaluation.score_batches(state, batches, lambda b: to_torch(b, state.device))
-    if not scores["whole_image"]["ciou"]:
+    if not scores[WHOLE_IMAGE]["ciou"]:
         raise ValueError(f"{shards}: no rows in split {split!r}")
     headline = evaluation.reported_role(state.method, cfg.dmt.eval_model)
     return {"checkpoint": name, "split": split, "method": state.method,
