@@ -14,13 +14,11 @@ from pipeline.data.formats import (
     AnnotationError,
     load_annotations,
     load_flickr_dir,
-    load_id_list,
-    load_split_lists,
     load_vggss_json,
     parse_flickr_xml,
     parse_vggss_box,
-    split_of_list,
 )
+from pipeline.data.id_lists import load_id_list, load_split_lists, split_of_list
 from pipeline.data.inputs import InputError, list_inputs
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pipeline.cli import main
-from pipeline.data.formats import load_id_list
+from pipeline.data.id_lists import load_id_list
 from pipeline.data.lists import annotated_ids, draw_lists, parse_count
 
 

@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from pipeline.config import DMTConfig, ModelConfig, OptimConfig
-from pipeline.dmt import dmt_step, make_state, stage1_step
-from pipeline.dmt.step import audio_inputs, make_pseudo_labels, predict_maps, teacher_maps
+from pipeline.dmt import (
+    audio_inputs,
+    dmt_step,
+    make_pseudo_labels,
+    make_state,
+    predict_maps,
+    stage1_step,
+    teacher_maps,
+)
 
 try:
     from tests.test_dmt import S

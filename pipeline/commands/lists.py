@@ -19,7 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.data.formats import AnnotationError, load_id_list
+from pipeline.data.formats import AnnotationError
+from pipeline.data.id_lists import load_id_list
 from pipeline.data.lists import annotated_ids, draw_lists, parse_count, write_lists
 
 

@@ -13,11 +13,10 @@ from pipeline.data.formats import (
     AnnotationError,
     load_annotations,
     load_flickr_dir,
-    load_id_list,
-    load_split_lists,
     load_vggss_json,
     parse_flickr_xml,
 )
+from pipeline.data.id_lists import load_id_list, load_split_lists
 from pipeline.data.inputs import InputError, list_inputs
 from pipeline.data.preprocess import PreprocessError, build_plan, run_preprocess, write_shard
 from pipeline.data.reader import (

@@ -1,4 +1,4 @@
-"""Readers for the real benchmarks' annotation and id-list formats (docs/method.md §8.5).
+"""Readers for the real benchmarks' annotation formats (docs/method.md §8.5).
 
 - VGG-SS: one JSON list ``[{"file": id, "class": str, "bbox": [[xmin, ymin, xmax, ymax], ...]}]``
   with coordinates normalised to [0, 1]. The public file has 14 out-of-range coordinates (one
@@ -12,8 +12,7 @@
   normalised (/256, clipped) in ``boxes``.
 - synth: the VGG-SS JSON (``annotations.json``) plus ``labeled.txt`` / ``unlabeled.txt`` /
   ``test.txt`` lists.
-- id lists: plain text (one id per line) or CSV (the first column; ``flickr_test.csv`` rows
-  are ``id,int``).
+- id lists: :mod:`pipeline.data.id_lists`.
 
 A bad box in an otherwise readable file (NaN, not four numbers, ``xmin > xmax`` within range)
 makes that clip's annotation an error: the clip is quarantined with the reason. A file that
@@ -22,7 +21,6 @@ cannot be read at all raises :class:`AnnotationError` naming the file.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -36,8 +34,6 @@ FORMATS = ("synth", "vggss", "flickr")
 # 200,000 ids a few MB; a Flickr XML file holds one image's boxes.
 MAX_ANNOTATION_BYTES = 256 * 1024**2
 MAX_XML_BYTES = 1024**2
-SPLITS = ("labeled", "unlabeled", "test")
-SPLIT_PRIORITY = {"test": 0, "labeled": 1, "unlabeled": 2}  # an id in two lists gets the first
 
 
 class AnnotationError(ValueError):
@@ -69,7 +65,7 @@ class AnnotationSet:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def _check_size(path: Path, limit: int, what: str) -> None:
+def check_file_size(path: Path, limit: int, what: str) -> None:
     """AnnotationError when ``path`` is larger than ``limit`` bytes (FileNotFoundError passes)."""
     size = path.stat().st_size
     if size > limit:
@@ -113,7 +109,7 @@ def load_vggss_json(path: str | Path) -> AnnotationSet:
     """Read a VGG-SS style JSON (also the synth benchmark's ``annotations.json``)."""
     path = Path(path)
     try:
-        _check_size(path, MAX_ANNOTATION_BYTES, "annotation file")
+        check_file_size(path, MAX_ANNOTATION_BYTES, "annotation file")
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise AnnotationError(f"{path}: annotation file not found") from None
@@ -159,7 +155,7 @@ def parse_flickr_xml(path: str | Path) -> Annotation:
     """One Flickr-SoundNet XML file -> its boxes (error set when the file is malformed)."""
     path = Path(path)
     try:
-        _check_size(path, MAX_XML_BYTES, "Flickr XML file")
+        check_file_size(path, MAX_XML_BYTES, "Flickr XML file")
         root = ET.parse(path).getroot()
     except AnnotationError as exc:
         return Annotation(box_format="flickr", error=str(exc))
@@ -222,90 +218,3 @@ def load_annotations(fmt: str, path: str | Path | None) -> AnnotationSet:
     result = load_vggss_json(path)
     result.format = fmt
     return result
-
-
-def load_id_list(path: str | Path) -> list[str]:
-    """Ids of a list file: ``.csv`` -> first column (a header ``id``/``file`` is skipped);
-    anything else -> one id per line. Blank lines are skipped; CRLF is fine."""
-    path = Path(path)
-    try:
-        _check_size(path, MAX_ANNOTATION_BYTES, "id list")
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise AnnotationError(f"{path}: id list not found") from None
-    except UnicodeDecodeError as exc:
-        raise AnnotationError(f"{path}: not a text id list: {exc}") from None
-    ids: list[str] = []
-    if path.suffix.lower() == ".csv":
-        for n, row in enumerate(csv.reader(text.splitlines())):
-            if not row or not row[0].strip():
-                continue
-            value = row[0].strip()
-            if n == 0 and value.lower() in ("id", "file", "ids", "video_id"):
-                continue
-            ids.append(value)
-    else:
-        ids = [line.strip() for line in text.splitlines() if line.strip()]
-    return ids
-
-
-def split_of_list(path: str | Path) -> str | None:
-    """Which split a list file feeds, from its name (None: not a split list).
-
-    test: ``test.*``, ``*_test.*`` (flickr_test.csv, vggss_test.csv);
-    labeled: ``labeled.*``, ``*sup_train*`` (flickr_sup_train.txt);
-    unlabeled: ``unlabeled.*``, ``train.*``, ``*_10k.*``, ``*_144k.*`` (the training pools).
-    """
-    p = Path(path)
-    if p.suffix.lower() not in (".txt", ".csv"):
-        return None
-    stem = p.stem.lower()
-    if stem == "test" or stem.endswith("_test"):
-        return "test"
-    if stem in ("labeled", "labelled") or "sup_train" in stem:
-        return "labeled"
-    if stem in ("unlabeled", "unlabelled", "train") or stem.endswith(("_10k", "_144k")):
-        return "unlabeled"
-    return None
-
-
-@dataclass
-class SplitLists:
-    split_of: dict[str, str]
-    files: dict[str, dict[str, Any]]
-    conflicts: int = 0
-
-
-def load_split_lists(path: str | Path | None) -> SplitLists:
-    """Every recognised list in a folder (or one list file) -> ``{id: split}``.
-
-    An id in two lists takes the first of test > labeled > unlabeled (``conflicts`` counts
-    them: a test id in a training list is a leak worth knowing about).
-    """
-    if path is None:
-        return SplitLists({}, {})
-    path = Path(path)
-    if path.is_file():
-        files = [path]
-    elif path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file())
-    else:
-        raise AnnotationError(f"{path}: id-list folder not found")
-    split_of: dict[str, str] = {}
-    info: dict[str, dict[str, Any]] = {}
-    conflicts = 0
-    for f in files:
-        split = split_of_list(f)
-        if split is None:
-            continue
-        ids = load_id_list(f)
-        info[f.name] = {"split": split, "ids": len(ids)}
-        for clip_id in ids:
-            old = split_of.get(clip_id)
-            if old is None:
-                split_of[clip_id] = split
-            elif old != split:
-                conflicts += 1
-                if SPLIT_PRIORITY[split] < SPLIT_PRIORITY[old]:
-                    split_of[clip_id] = split
-    return SplitLists(split_of, info, conflicts)

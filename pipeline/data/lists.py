@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.formats import AnnotationError, load_annotations, load_id_list
+from pipeline.data.formats import AnnotationError, load_annotations
+from pipeline.data.id_lists import load_id_list
 from pipeline.data.plan import has_usable_box
 
 

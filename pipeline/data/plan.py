@@ -17,7 +17,8 @@ from typing import Any
 
 from pipeline.data import schema
 from pipeline.data.decode import DecodeOptions
-from pipeline.data.formats import load_annotations, load_split_lists
+from pipeline.data.formats import load_annotations
+from pipeline.data.id_lists import load_split_lists
 from pipeline.data.inputs import FramesAudio, list_inputs
 from pipeline.metrics import gt_map
 

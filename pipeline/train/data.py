@@ -21,7 +21,7 @@ from ray.data.expressions import col
 
 from pipeline import config as config_mod
 from pipeline.data import reader
-from pipeline.data.formats import load_id_list
+from pipeline.data.id_lists import load_id_list
 from pipeline.engine.batches import MAP_KEY, ToTrainingBatch
 from pipeline.errors import ClusterCapacityError
 from pipeline.methods import method_of
