@@ -8,7 +8,7 @@ Reading (:mod:`pipeline.data.reader`, the one reading API): :func:`shard_files`,
 The schema and its version: :mod:`pipeline.data.schema`.
 """
 
-from pipeline.data.decode import ClipDecoder, ClipError, DecodeOptions, decode_clip, make_row
+from pipeline.data.decode import ClipError, DecodeOptions, decode_clip
 from pipeline.data.formats import (
     AnnotationError,
     load_annotations,
@@ -27,6 +27,7 @@ from pipeline.data.reader import (
     row_to_example,
     shard_files,
 )
+from pipeline.data.rows import ClipDecoder, make_row
 from pipeline.data.schema import (
     SCHEMA,
     SCHEMA_VERSION,

@@ -1,9 +1,8 @@
-"""Decode one clip into one row: plain functions, usable with or without Ray.
+"""Decode one clip into the media columns of its row: plain functions, with or without Ray.
 
 :func:`decode_clip` turns a video file into the media columns of :data:`schema.SCHEMA` or raises
-:class:`ClipError` with a short, clear reason. :func:`make_row` adds the clip's annotation and
-split and never raises: a failure becomes a row whose ``error`` column holds the reason.
-:class:`ClipDecoder` applies :func:`make_row` to a batch (the ``map_batches`` callable).
+:class:`ClipError` with a short, clear reason; :mod:`pipeline.data.rows` adds the clip's
+annotation and split to make a shard row.
 
 What is taken from a clip (the field's convention, EZ-VSL's), all by PyAV and
 on the timeline of :mod:`pipeline.data.media` (0 = the container's start, as a player shows):
@@ -29,13 +28,11 @@ on the timeline of :mod:`pipeline.data.media` (0 = the container's start, as a p
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from pipeline.data import schema
 from pipeline.data.audio_window import read_audio_window
@@ -54,14 +51,13 @@ from pipeline.data.media import (
     audio_stream,
     open_media,
     probe,
-    short_error,
     video_stream,
 )
 from pipeline.data.spans import Span, measure_spans
 from pipeline.data.video_frame import Frame, read_frame
 
-__all__ = ["TRUNCATED_FRACTION", "ClipDecoder", "ClipError", "DecodeOptions", "decode_clip",
-           "decode_pair", "displayed_frame", "make_row", "media_columns"]
+__all__ = ["TRUNCATED_FRACTION", "ClipError", "DecodeOptions", "decode_clip", "decode_pair",
+           "displayed_frame", "media_columns"]
 
 DEFAULT_SILENCE_RMS = 1e-4  # -80 dBFS; about 3 int16 steps
 # A file whose video and audio both decode to less than this fraction of the duration the
@@ -232,73 +228,3 @@ def media_columns(image: np.ndarray, wave: np.ndarray, opts: DecodeOptions) -> d
         "audio_samples": int(len(wave)), "audio_rms": rms,
         "spectrogram": spec, "spec_bins": spec_bins, "spec_frames": spec_frames,
     }
-
-
-# ---------------------------------------------------------------- rows
-
-def _annotation_columns(ann: dict[str, Any]) -> dict[str, Any]:
-    boxes = [list(map(float, b)) for b in ann.get("boxes") or []]
-    return {
-        "category": str(ann.get("category") or ""),
-        "boxes": boxes,
-        "boxes_256": [list(map(int, b)) for b in ann.get("boxes_256") or []],
-        "box_format": str(ann.get("box_format") or ""),
-        "has_boxes": bool(boxes),
-    }
-
-
-def make_row(item: dict[str, Any], opts: DecodeOptions) -> dict[str, Any]:
-    """A planned clip (``id``, ``path``, ``split``, ``ann`` JSON, optional ``error``) -> a row of
-    :data:`schema.DECODED_SCHEMA`. Never raises: failures are rows with ``error`` set."""
-    ann = item.get("ann") or {}
-    if isinstance(ann, str):
-        ann = json.loads(ann) if ann else {}
-    row: dict[str, Any] = {name: None for name in schema.DECODED_SCHEMA.names}
-    row.update(id=str(item["id"]), path=str(item["path"]),
-               audio_path=str(item.get("audio_path") or ""), split=str(item.get("split") or ""))
-    row.update(_annotation_columns(ann))
-    reason = item.get("error") or ann.get("error") or ""
-    if not reason:
-        try:
-            if item.get("audio_path"):
-                row.update(decode_pair(item["path"], item["audio_path"], row["id"], opts,
-                                       int(item.get("frame_index") or 0),
-                                       int(item.get("frame_count") or 1)))
-            else:
-                row.update(decode_clip(item["path"], row["id"], opts))
-        except ClipError as exc:
-            reason = exc.reason
-        except Exception as exc:  # noqa: BLE001 - one bad clip must not stop the run
-            reason = f"unexpected {type(exc).__name__}: {short_error(exc)}"
-    if reason:
-        for name in schema.DECODED_SCHEMA.names:
-            if name not in ("id", "path", "audio_path", "split", "category", "boxes",
-                            "boxes_256", "box_format", "has_boxes"):
-                row[name] = None
-        row["error"] = reason
-    return row
-
-
-class ClipDecoder:
-    """``map_batches`` callable: a batch of planned clips -> a pyarrow table of rows
-    (:data:`schema.DECODED_SCHEMA`; failed clips have ``error`` set). Stateless, so Ray runs it
-    as tasks; also callable directly on a list of dicts or a pyarrow table."""
-
-    def __init__(self, opts: DecodeOptions):
-        self.opts = opts
-
-    def __call__(self, batch: Any) -> Any:
-        if isinstance(batch, pa.Table):
-            items = batch.to_pylist()
-        elif isinstance(batch, dict):  # numpy / dict-of-columns batch
-            keys = list(batch)
-            n = len(batch[keys[0]]) if keys else 0
-            items = [{k: _py(batch[k][i]) for k in keys} for i in range(n)]
-        else:
-            items = list(batch)
-        rows = [make_row(item, self.opts) for item in items]
-        return pa.Table.from_pylist(rows, schema=schema.DECODED_SCHEMA)
-
-
-def _py(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value

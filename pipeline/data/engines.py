@@ -13,8 +13,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.data.decode import ClipDecoder, DecodeOptions
+from pipeline.data.decode import DecodeOptions
 from pipeline.data.plan import clip_key
+from pipeline.data.rows import ClipDecoder
 from pipeline.data.writer import write_group
 from pipeline.locations import location
 from pipeline.ray_env import ensure_ray
