@@ -25,11 +25,20 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from pipeline.data.codecs import (  # noqa: E402
+    decode_jpeg,
+    decode_pcm16,
+    encode_jpeg,
+    encode_pcm16,
+    resize_short_side,
+)
+from pipeline.engine.batches import ToTrainingBatch, resize_square, row_map  # noqa: E402
+from pipeline.models.frontends import EZVSLSpectrogram, LogMel, Waveform  # noqa: E402
 
 
 def make_rows(n: int, seed: int = 0) -> list[dict]:
-    from pipeline.data.codecs import encode_jpeg, encode_pcm16, resize_short_side
-
     rng = np.random.default_rng(seed)
     rows = []
     t = np.arange(48000) / 16000
@@ -54,12 +63,6 @@ def per_sample_ms(fn, items, repeat: int = 3) -> float:
 
 
 def measure(rows: list[dict]) -> dict[str, float]:
-    import torch
-
-    from pipeline.data.codecs import decode_jpeg, decode_pcm16
-    from pipeline.engine.batches import ToTrainingBatch, resize_square, row_map
-    from pipeline.models.frontends import EZVSLSpectrogram, LogMel, Waveform
-
     torch.set_num_threads(1)
     frames = [decode_jpeg(r["frame_jpeg"]) for r in rows]
     waves = [torch.from_numpy(decode_pcm16(r["audio"]))[None] for r in rows]

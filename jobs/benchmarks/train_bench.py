@@ -23,15 +23,17 @@ from pathlib import Path
 import torch
 
 from pipeline import config as C
+from pipeline.dmt.state import make_state
+from pipeline.dmt.step import dmt_step
+from pipeline.engine.batches import to_torch
+from pipeline.engine.loop import unlabeled_batch_size
+from pipeline.engine.offline import split_batches
+from pipeline.prepare import prepare_dataset
+from pipeline.ray_env import ensure_ray
+from pipeline.train.driver import fit
 
 
 def plain_loop(cfg: C.Config, steps: int) -> dict[str, float]:
-    from pipeline.dmt.state import make_state
-    from pipeline.dmt.step import dmt_step
-    from pipeline.engine.batches import to_torch
-    from pipeline.engine.loop import unlabeled_batch_size
-    from pipeline.engine.offline import split_batches
-
     torch.set_num_threads(cfg.train.threads or max(1, int(cfg.train.cpus_per_worker)))
     shards = C.data_paths(cfg.data).shards
     b_lab = cfg.optim.batch_size
@@ -60,8 +62,6 @@ def plain_loop(cfg: C.Config, steps: int) -> dict[str, float]:
 
 
 def ray_loop(cfg: C.Config, steps: int) -> dict[str, float]:
-    from pipeline.train.driver import fit
-
     run_cfg = C.from_dict(C.to_dict(cfg))
     for text in ("train.stage1_epochs=0", "train.stage2_epochs=2", f"train.steps_per_epoch={steps}",
                  "train.eval_every=2", "tracking.heatmaps=0", "train.num_workers=1",
@@ -82,8 +82,6 @@ def main() -> None:
     parser.add_argument("--json", metavar="FILE", help="write both sides' figures as JSON")
     args = parser.parse_args()
     cfg = C.resolve_paths(C.load(args.config, args.overrides))
-    from pipeline.prepare import prepare_dataset
-    from pipeline.ray_env import ensure_ray
 
     ensure_ray()
     prepare_dataset(cfg)

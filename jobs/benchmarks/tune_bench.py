@@ -25,11 +25,13 @@ import time
 from pathlib import Path
 
 from pipeline import config as C
+from pipeline import tracking
+from pipeline.prepare import prepare_dataset
+from pipeline.ray_env import ensure_ray
+from pipeline.tune.sweep import run_sweep
 
 
 def one_sweep(cfg: C.Config, samples: int, overrides: list[str], name: str) -> dict:
-    from pipeline.tune.sweep import run_sweep
-
     run_cfg = C.from_dict(C.to_dict(cfg), [*overrides, f"name={name}"])
     t0 = time.perf_counter()
     out = run_sweep(run_cfg, samples, say=lambda *_: None)
@@ -50,8 +52,6 @@ def one_sweep(cfg: C.Config, samples: int, overrides: list[str], name: str) -> d
 def trial_starts(cfg: C.Config, parent_run_id: str) -> dict[str, int]:
     """trial_id -> its MLflow run's start time: the order trials started (Optuna's trial ids
     are random, not counters like the random search's)."""
-    from pipeline import tracking
-
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     runs = tracking.search_runs(uri, cfg.tracking.experiment or cfg.name,
                                 f"tags.`{tracking.PARENT_TAG}` = '{parent_run_id}'",
@@ -86,8 +86,6 @@ def main() -> None:
                         help="--compare search: TPE's random start-up trials")
     args = parser.parse_args()
     cfg = C.resolve_paths(C.load(args.config, args.overrides))
-    from pipeline.prepare import prepare_dataset
-    from pipeline.ray_env import ensure_ray
 
     ensure_ray()
     prepare_dataset(cfg)
