@@ -1,4 +1,5 @@
-"""Shared fixtures: one Ray instance per test session, one small synthetic benchmark."""
+"""Shared fixtures: one Ray instance per test session, one small synthetic benchmark, one folder
+of awkward clips for the preprocessing tests."""
 
 from __future__ import annotations
 
@@ -131,3 +132,30 @@ def clip_video(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("videos") / "clip_a.mp4"
     return write_clip(path, seconds=3.2, fps=10, width=160, height=120,
                       audio=sine(440, 3.2, 16000), sample_rate=16000)
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> Path:
+    """A folder of real, awkward media files + VGG-SS style annotations + id lists
+    (tests/preprocess_helpers.py), shared by test_preprocess.py and test_preprocess_decode.py."""
+    try:
+        from tests.preprocess_helpers import make_clips
+    except ImportError:  # pytest run without the repo root on sys.path
+        from preprocess_helpers import make_clips
+
+    return make_clips(tmp_path_factory.mktemp("clips"))
+
+
+@pytest.fixture(scope="session")
+def direct_rows(clips) -> dict[str, dict]:
+    """Every planned clip of ``clips`` decoded by the plain per-clip function, no Ray."""
+    from pipeline.data import DecodeOptions, build_plan, make_row
+
+    try:
+        from tests.preprocess_helpers import SMALL, _plan_args
+    except ImportError:  # pytest run without the repo root on sys.path
+        from preprocess_helpers import SMALL, _plan_args
+
+    plan = build_plan(clips / "videos", **_plan_args(clips))
+    opts = DecodeOptions.from_config(SMALL)
+    return {it["id"]: make_row(it, opts) for it in plan.items}

@@ -1,5 +1,7 @@
 """Shared by the preprocessing tests: a folder of awkward clips with the expected outcome per
-clip, and row sorting for comparing shards."""
+clip, the small data config and plan arguments they are preprocessed with, and row sorting for
+comparing shards. The session fixtures built on them (``clips``, ``direct_rows``):
+tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+
+from pipeline.config import DataConfig
 
 try:
     from tests.media import silence, sine, truncate, write_clip, write_text
@@ -76,6 +80,14 @@ def make_clips(root: Path) -> Path:
         "\n".join(i for i in EXPECTED if i not in ("mono16k", "stereo44k", "portrait",
                                                     "mkv_clip", "no_audio")) + "\n")
     return root
+
+
+SMALL = DataConfig(rows_per_file=4, decode_batch_size=2, decode_concurrency=2)
+
+
+def _plan_args(clips: Path) -> dict:
+    """build_plan / run_preprocess arguments for a ``make_clips`` folder."""
+    return {"annotations": clips / "annotations.json", "fmt": "synth", "lists": clips / "lists"}
 
 
 def _sorted_rows(table: pa.Table) -> list[dict]:

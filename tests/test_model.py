@@ -136,6 +136,7 @@ def test_predict_names_the_input_it_cannot_use(logged, tmp_path):
     import mlflow
     import pandas as pd
 
+    from pipeline.localize import LocalizeError
     from pipeline.tracking.store import tracking_uri
 
     uri, run_id, _ = logged
@@ -143,11 +144,11 @@ def test_predict_names_the_input_it_cannot_use(logged, tmp_path):
         model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video\n")
-    with pytest.raises(Exception, match=rf"input row 1: {bad}: cannot use this video: "
-                                        r"unreadable container"):
+    with pytest.raises(LocalizeError, match=rf"input row 1: {bad}: cannot use this video: "
+                                            r"unreadable container"):
         model.predict(pd.DataFrame({"path": ["example.mp4", str(bad)]}))
-    with pytest.raises(Exception, match=r"input row 0: give a video 'path', or a 'frame' "
-                                        r"image and an 'audio' file \(got \['frame'\]\)"):
+    with pytest.raises(LocalizeError, match=r"input row 0: give a video 'path', or a 'frame' "
+                                            r"image and an 'audio' file \(got \['frame'\]\)"):
         model.predict(pd.DataFrame({"frame": [str(bad)]}))
     assert "MLFLOW_TRACKING_URI" not in os.environ or os.environ["MLFLOW_TRACKING_URI"] != uri
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import DataConfig
-from pipeline.data import load_quarantine, read_shards, run_preprocess
+from pipeline.data import PreprocessError, load_quarantine, read_shards, run_preprocess
 
 try:
     from tests.media import sine, write_clip, write_text
@@ -107,6 +107,6 @@ def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
     out = tmp_path / "precious"
     out.mkdir()
     (out / "thesis.tex").write_text("do not delete")
-    with pytest.raises(Exception, match="not a shards folder"):
+    with pytest.raises(PreprocessError, match="not a shards folder"):
         run_preprocess(manifest, out, engine="local")
     assert (out / "thesis.tex").read_text() == "do not delete"

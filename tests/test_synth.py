@@ -76,7 +76,9 @@ def test_clips_play_in_ffmpeg(synth_small: Path):
     the audio track from ffmpeg's own build (tests/player.py)."""
     import av
 
-    for video in sorted((synth_small / "videos").glob("*.mp4"))[:4]:
+    videos = sorted((synth_small / "videos").glob("*.mp4"))[:4]
+    assert len(videos) == 4, videos
+    for video in videos:
         with av.open(str(video)) as container:
             stream = container.streams.video[0]
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
@@ -114,6 +116,8 @@ def test_boxes_match_the_drawn_objects(synth_small: Path):
     meta = json.loads((synth_small / "meta.json").read_text())
     by_name = {c.name: c for c in CATEGORIES}
     size = SMALL.frame_size
+    assert [c["file"] for c in meta["clips"]] == _ids(SMALL.clips)
+    sounding = 0
     for clip in meta["clips"]:
         frame = _middle_frame(synth_small / "videos" / f"{clip['file']}.mp4")
         for obj in clip["objects"]:
@@ -127,12 +131,14 @@ def test_boxes_match_the_drawn_objects(synth_small: Path):
             assert match[grown].sum() >= 0.98 * match.sum(), (clip["file"], cat.name)
             if not obj["sounding"]:
                 continue
+            sounding += 1
             # The sounding object is fully visible: tight box, and filled as drawn.
             inward = (np.array(_extent(match & grown)) - [x0, y0, x1, y1]) * [1, 1, -1, -1]
             assert -1 <= inward.min() and inward.max() <= TIP_TOL, (clip["file"], cat.name, inward)
             mask, rgb = object_sprite(cat, x1 - x0, y1 - y0)
             primary = (mask & (rgb == cat.colour).all(axis=2)).sum()
             assert match[y0:y1, x0:x1].sum() >= 0.85 * primary, (clip["file"], cat.name)
+    assert sounding == SMALL.clips  # one sounding object per clip, each checked
 
 
 def test_flickr_xml_follows_the_reference_layout(synth_small: Path):

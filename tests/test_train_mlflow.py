@@ -1,0 +1,109 @@
+"""A Ray Train smoke run as MLflow shows it: params, tags, metrics per epoch, artifacts, the
+dataset inputs, system metrics, heatmaps by step, and the final model evaluated by file and by
+its runs:/ URI. The other training tests: tests/test_train.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline import config as C
+from pipeline import tracking
+from pipeline.engine import checkpoint as ckpt_io
+from tests.dmt_helpers import _with
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_outcome(smoke_base):
+    from pipeline.train.driver import fit
+
+    # system metrics sampled every second: the smoke run trains for about ten
+    return fit(_with(smoke_base, "tracking.system_metrics_interval_s=1"), say=lambda *_: None)
+
+
+def test_smoke_run_is_tracked_in_mlflow(smoke_base, smoke_outcome):
+    outcome = smoke_outcome
+    uri = outcome.tracking_uri
+    run = tracking.get_run(uri, outcome.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["dmt.ema_decay"] == str(smoke_base.dmt.ema_decay)
+    assert run.data.params["train.steps_per_epoch"] == "3"
+    assert run.data.tags["git_commit"] and "version.ray" in run.data.tags
+    assert '"rows": 48' in run.data.tags["dataset"]
+    epochs = smoke_base.train.stage1_epochs + smoke_base.train.stage2_epochs
+    for key in ("train/loss_total", "train/loss_sup", "test/teacher_mean/ciou",
+                "test/teacher_a/ciou_fixed", "test/student_b/mse", "test/whole_image/ciou",
+                "test/centre_box/auc", "train/samples_per_s"):
+        assert len(tracking.metric_history(uri, outcome.run_id, key)) == epochs, key
+    for key in ("train/kept", "train/filtered", "train/consensus_iou"):  # stage 2 only
+        assert len(tracking.metric_history(uri, outcome.run_id, key)) == \
+            smoke_base.train.stage2_epochs, key
+    # stage 2 reports the pseudo-label quality against the synthetic truth: a mean IoU, and
+    # above 0 (min-max normalised maps always mark some pixels; 0 for every sample means the
+    # truth or the labels never reached the comparison)
+    pseudo_iou = tracking.metric_history(uri, outcome.run_id, "train/pseudo_iou_all")[-1][1]
+    assert 0 < pseudo_iou <= 1, pseudo_iou
+    artifacts = tracking.list_artifacts(uri, outcome.run_id)
+    assert "config.yaml" in artifacts and "checkpoint" in artifacts
+    assert tracking.list_artifacts(uri, outcome.run_id, "checkpoint") == ["checkpoint/state.pt"]
+    # where the input time went: Ray Data's timings of both training streams
+    stats = Path(tracking.download_artifacts(
+        uri, f"runs:/{outcome.run_id}/ray_data_stats.txt")).read_text()
+    assert "== labeled stream" in stats and "== unlabeled stream" in stats
+    assert "no stats" not in stats and "Operator" in stats
+    heatmaps = tracking.list_artifacts(uri, outcome.run_id, "heatmaps")
+    assert heatmaps == [f"heatmaps/epoch_{e:03d}.png" for e in range(1, epochs + 1)]
+    # the final model loads safely and evaluates through the Ray-free path
+    data = ckpt_io.load(outcome.checkpoint_path)
+    assert data["epoch"] == epochs - 1 and data["state"]["stage"] == 2
+    assert data["state"]["step"] == epochs * smoke_base.train.steps_per_epoch
+    from pipeline.checkpoint_uri import evaluate_checkpoint
+
+    shards = C.data_paths(smoke_base.data).shards
+    result = evaluate_checkpoint(outcome.checkpoint_path, shards)
+    logged = outcome.metrics["test/teacher_mean/ciou"]
+    assert result["metrics"]["test/teacher_mean/ciou"] == pytest.approx(logged)
+    # the run's MLflow model holds the same final checkpoint: evaluated through its URI
+    model_id = tracking.run_model_id(uri, outcome.run_id)
+    by_uri = evaluate_checkpoint(f"runs:/{outcome.run_id}/model", shards, tracking_uri=uri)
+    assert by_uri["checkpoint"] == f"runs:/{outcome.run_id}/model"
+    assert by_uri["metrics"] == result["metrics"]
+    assert tracking.get_run(uri, outcome.run_id).outputs.model_outputs[0].model_id == model_id
+
+
+def test_smoke_run_shows_its_data_system_metrics_and_heatmaps_in_mlflow(smoke_base,
+                                                                       smoke_outcome):
+    """What MLflow's UI reads: dataset inputs, system metrics, images by step, the source."""
+    from mlflow.tracking import MlflowClient
+
+    uri, run_id = smoke_outcome.tracking_uri, smoke_outcome.run_id
+    run = tracking.get_run(uri, run_id)
+    inputs = {d.dataset.name.rsplit("/", 1)[-1]: d for d in run.inputs.dataset_inputs}
+    assert sorted(inputs) == ["labeled", "test", "unlabeled"]
+    summary = json.loads((C.data_paths(smoke_base.data).shards / "summary.json").read_text())
+    for split, item in inputs.items():
+        profile = json.loads(item.dataset.profile)
+        assert profile["rows"] == summary["splits"][split]["rows"] > 0
+        assert profile["schema_version"] == summary["schema_version"]
+        assert json.loads(item.dataset.source)["uri"] == str(C.data_paths(
+            smoke_base.data).shards)
+        context = {t.key: t.value for t in item.tags}["mlflow.data.context"]
+        assert context == ("evaluation" if split == "test" else "training")
+    digests = {json.loads(d.dataset.profile)["summary_digest"] for d in inputs.values()}
+    assert len(digests) == 1  # one summary.json, one digest
+    system = [k for k in run.data.metrics if k.startswith("system/")]
+    assert "system/cpu_utilization_percentage" in system
+    assert "system/system_memory_usage_megabytes" in system
+    epochs = smoke_base.train.stage1_epochs + smoke_base.train.stage2_epochs
+    images = tracking.list_artifacts(uri, run_id, "images")
+    steps = sorted({int(p.split("+step+")[1].split("+")[0]) for p in images if "+step+" in p})
+    assert steps == list(range(1, epochs + 1)), images  # the UI's step slider
+    assert run.data.tags["mlflow.source.type"] == "LOCAL"
+    assert run.data.tags["mlflow.source.name"] and "smoke" in run.data.tags["mlflow.note.content"]
+    exp = MlflowClient(uri).get_experiment(run.info.experiment_id)
+    link = tracking.run_url(uri, run_id, exp.experiment_id)
+    assert link.endswith(f"/runs/{run_id}?workflowType=machine_learning")
