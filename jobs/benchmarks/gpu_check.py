@@ -66,7 +66,7 @@ def synthetic_batches(n: int, side: int, samples: int, key: str, seed: int, coun
 
 
 def shard_batches(shards: str, split: str, size: int, image_size: int):
-    from pipeline.engine.offline import split_batches
+    from pipeline.engine.offline import split_batches  # optional: only --shards reads shards
 
     while True:
         yield from split_batches(shards, split, image_size, size)

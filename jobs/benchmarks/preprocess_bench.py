@@ -143,7 +143,8 @@ def make_manifest(videos: Path, path: Path, times: int) -> Path:
 # ---------------------------------------------------------------- one measured run
 
 def child(args: argparse.Namespace) -> None:
-    """Runs inside the measured subprocess."""
+    """Runs inside the measured subprocess, which pays for these imports as `dmt preprocess`
+    does (its start-up is part of the figures)."""
     from pipeline.config import DataConfig
     from pipeline.data import run_preprocess
 
