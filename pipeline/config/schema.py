@@ -141,7 +141,8 @@ class DMTConfig:
     gray_prob: float = _f(0.2, lo=0.0, hi=1.0)
     flip_prob: float = _f(0.5, lo=0.0, hi=1.0, help="horizontal flip (moves label maps)")
     time_mask: float = _f(0.15, lo=0.0, hi=1.0, help="max masked fraction of audio frames")
-    freq_mask: float = _f(0.15, lo=0.0, hi=1.0, help="max masked fraction of mel bins")
+    freq_mask: float = _f(0.15, lo=0.0, hi=1.0,
+                          help="max masked fraction of the front end's frequency bins")
     eval_model: str = _f("teacher_mean", choices=EVAL_MODELS, help="model reported as DMT")
 
 
