@@ -2,8 +2,8 @@
 
 Two trunks: torchvision's ResNet-18 cut after ``layer4`` (the papers' choice; 8x8x512 at 224,
 see ``VisualEncoder``; optionally initialised from an ImageNet state dict, see ``pretrained``)
-and a small conv-bn-relu CNN at 1/8 of the input side for CPU runs. Both are followed by a 1x1 conv to
-``dim`` and per-location L2 normalisation, as in EZ-VSL.
+and a small conv-bn-relu CNN at 1/8 of the input side for CPU runs. Both are followed by a 1x1
+conv to ``dim`` and per-location L2 normalisation, as in EZ-VSL.
 """
 
 from __future__ import annotations
