@@ -58,24 +58,41 @@ def is_shards_folder(path: str | Path) -> bool:
     return p.is_dir() and (p / "summary.json").is_file() and any(p.glob("part-*.parquet"))
 
 
-def shard_files(path: str | Path | locations.ObjectPath, *,
-                check: bool = True) -> list[locations.Location]:
-    """The Parquet shards of a folder (or one shard file), sorted, schema version checked."""
+def shard_files(path: str | Path | locations.ObjectPath) -> list[locations.Location]:
+    """The Parquet shards of a folder (or one shard file), schema version checked, in the order
+    of their clips: by each file's smallest id (from its footer's statistics), not by name.
+    A shard's name hashes its clips' source paths, so the same clips preprocessed in another
+    folder sort another way by name; every reader (the training streams included) reads the
+    files in this order, so a run does not depend on where its data sits."""
     path = locations.location(path)
     if path.is_file():
         files = [path]
     elif path.is_dir():
         summary = load_summary(path)
-        if check and summary:
+        if summary:
             schema.check_version(summary.get("schema_version"), f"{path}/summary.json")
         files = sorted(path.glob("part-*.parquet"))
     else:
         raise FileNotFoundError(f"{path}: no shards folder (run `dmt preprocess` first)")
-    if check:
-        for f in files:
-            fs, where = locations.fs_path(f)
-            schema.check_schema(pq.read_schema(where, filesystem=fs), str(f))
-    return files
+    first_ids = {}
+    for f in files:
+        fs, where = locations.fs_path(f)
+        meta = pq.read_metadata(where, filesystem=fs)
+        schema.check_schema(meta.schema.to_arrow_schema(), str(f))
+        first_ids[str(f)] = _first_id(meta)
+    return sorted(files, key=lambda f: (first_ids[str(f)], str(f)))
+
+
+def _first_id(meta: pq.FileMetaData) -> str:
+    """The smallest ``id`` of a shard from its row groups' statistics ('' when it has none)."""
+    column = meta.schema.to_arrow_schema().get_field_index("id")
+    mins = []
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return ""
+        mins.append(stats.min)
+    return min(mins, default="")
 
 
 def shard_dataset(path: str | Path) -> pads.Dataset:
