@@ -71,24 +71,24 @@ def shard_files(path: str | Path | locations.ObjectPath) -> list[locations.Locat
         summary = load_summary(path)
         if summary:
             schema.check_version(summary.get("schema_version"), f"{path}/summary.json")
-        files = sorted(path.glob("part-*.parquet"))
+        files = list(path.glob("part-*.parquet"))
     else:
         raise FileNotFoundError(f"{path}: no shards folder (run `dmt preprocess` first)")
-    first_ids = {}
+    keyed = []
     for f in files:
         fs, where = locations.fs_path(f)
         meta = pq.read_metadata(where, filesystem=fs)
         schema.check_schema(meta.schema.to_arrow_schema(), str(f))
-        first_ids[str(f)] = _first_id(meta)
-    return sorted(files, key=lambda f: (first_ids[str(f)], str(f)))
+        keyed.append((_first_id(meta), str(f), f))
+    return [f for _, _, f in sorted(keyed, key=lambda k: k[:2])]
 
 
 def _first_id(meta: pq.FileMetaData) -> str:
     """The smallest ``id`` of a shard from its row groups' statistics ('' when it has none)."""
-    column = meta.schema.to_arrow_schema().get_field_index("id")
+    leaf = [meta.schema.column(j).path for j in range(meta.num_columns)].index("id")
     mins = []
     for i in range(meta.num_row_groups):
-        stats = meta.row_group(i).column(column).statistics
+        stats = meta.row_group(i).column(leaf).statistics
         if stats is None or not stats.has_min_max:
             return ""
         mins.append(stats.min)
