@@ -190,3 +190,17 @@ def trivial_maps(gts: np.ndarray) -> dict[str, np.ndarray]:
     return {WHOLE_IMAGE: np.broadcast_to(whole_image_map(size), gts.shape),
             CENTRE_BOX: np.broadcast_to(centre_box_map(size=size), gts.shape),
             ORACLE: np.stack([oracle_map(g) for g in gts])}
+
+
+# ----------------------------------------------------------------------------- ranking
+
+def auroc(scores: Any, positive: Any) -> float:
+    """Area under the ROC curve of ``scores`` (N,) for the bool labels ``positive`` (N,): the
+    probability that a positive scores above a negative, ties counted half (Mann-Whitney U over
+    n_pos * n_neg pairs). NaN when either class is empty (the ranking is undefined)."""
+    s, y = _np(scores).astype(np.float64).ravel(), _np(positive).astype(bool).ravel()
+    pos, neg = s[y], s[~y]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    above = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(above / (len(pos) * len(neg)))

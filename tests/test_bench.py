@@ -11,7 +11,7 @@ import torch
 
 from pipeline import config as C
 from pipeline import tracking
-from pipeline.bench import aggregate, checks, memory, plan, report
+from pipeline.bench import aggregate, checks, memory, plan, report, runner
 from pipeline.bench.plan import BenchRow
 from pipeline.engine.loop import stage_of, total_epochs
 
@@ -74,6 +74,13 @@ def test_row_configs_change_only_the_method_and_its_schedule():
     nf = C.flatten(plan.row_config(cfg, BenchRow("dmt_no_nf", 0.03, 0, ("B",))))
     changed = {k for k in base if base[k] != nf[k]}
     assert changed == {"name", "dmt.noise_filtering"}
+    # the two rows without averaging teachers change one key each, not the same one
+    frozen = C.flatten(plan.row_config(cfg, BenchRow("dmt_frozen_teachers", 0.03, 0, ("B",))))
+    assert {k for k in base if base[k] != frozen[k]} == {"name", "dmt.ema"}
+    assert frozen["dmt.ema"] is False and frozen["dmt.ema_decay"] == base["dmt.ema_decay"]
+    ema0 = C.flatten(plan.row_config(cfg, BenchRow("dmt_ema0", 0.03, 0, ("B",))))
+    assert {k for k in base if base[k] != ema0[k]} == {"name", "dmt.ema_decay"}
+    assert ema0["dmt.ema"] is True and ema0["dmt.ema_decay"] == 0.0
     m = plan.row_config(cfg, BenchRow("supervised_matched", 0.03, 0, ("A",)))
     assert (m.dmt.method, m.train.stage2_epochs) == ("dmt", 0)  # two networks, labeled only
     # Table D: both pairs on audio_a, whatever audio_a is (the shipped DMT rows differ)
@@ -110,6 +117,30 @@ def test_labeled_subsets_are_nested_inside_the_training_pool():
     assert set(memory.labeled_subset(clips, 0.1, seed=4)) != big  # the data seed picks them
     with pytest.raises(ValueError, match="no clips with boxes"):
         memory.labeled_subset(_arrays(10, 2, with_boxes=False), 0.5)
+
+
+def test_each_seed_labels_its_own_subset_nested_across_fractions():
+    clips = _arrays(420, 20)
+
+    def indices(method: str, fraction: float, seed: int, data_seed: int = 5, unlabeled=0.0):
+        row = BenchRow(method, fraction, seed, ("A",), unlabeled)
+        return [set(i) for i in runner.row_indices(clips, row, data_seed)]
+
+    for seed in range(3):
+        small, mid, big = (indices("dmt", f, seed)[0] for f in (0.01, 0.03, 0.1))
+        assert (len(small), len(mid), len(big)) == (4, 12, 40) and small <= mid <= big
+        lab, unl = indices("dmt", 0.03, seed)
+        assert not lab & unl and lab | unl == set(clips.pool)
+        # the same seed draws the same clips for every row of that seed (rows are paired)
+        assert indices("supervised", 0.03, seed)[0] == lab == indices("dmt", 0.03, seed)[0]
+        assert indices("supervised_matched", 0.03, seed)[0] == lab
+        assert indices("dmt", 0.01, seed, unlabeled=10)[0] == small
+    subsets = [frozenset(indices("dmt", 0.03, seed)[0]) for seed in range(6)]
+    assert len(set(subsets)) == 6  # every seed labels other clips
+    assert indices("dmt", 0.03, 0, data_seed=6)[0] != set(subsets[0])  # so does the data seed
+    # the all-labeled bound and EZ-VSL read the whole pool whatever the seed
+    assert indices("supervised_all", 1.0, 4)[0] == set(clips.pool)
+    assert indices("ezvsl", 0.03, 4) == [set(clips.pool)] * 2
 
 
 def test_unlabeled_pools_are_nested_and_never_hold_a_labeled_clip():

@@ -154,14 +154,19 @@ def test_ablation_switches_in_a_step():
         expect = (pa >= 0.5) if not ipl else (pa >= 0.5) & (pb >= 0.5)
         s = dmt_step(st, lab, unl)
         assert s["pseudo_area"] == pytest.approx(float(expect.float().mean()), abs=1e-6)
-    # EMA off: teachers frozen; on: they move towards the students
-    for ema in (False, True):
-        st = state_for("dmt", ema=ema, ema_decay=0.9)
+    # EMA off: teachers frozen; on: they move towards the students, and with decay 0 they
+    # are the students' new weights (the two benchmark rows without averaging teachers)
+    for ema, decay in ((False, 0.9), (True, 0.9), (True, 0.0)):
+        st = state_for("dmt", ema=ema, ema_decay=decay)
         before = [copy.deepcopy(t.state_dict()) for t in st.teachers]
         dmt_step(st, lab, unl)
         same = all(torch.equal(v, t.state_dict()[k])
                    for b, t in zip(before, st.teachers, strict=True) for k, v in b.items())
         assert same is (not ema)
+        copies = all(torch.equal(v, s.state_dict()[k]) for t, s in
+                     zip(st.teachers, st.students, strict=True)
+                     for k, v in t.state_dict().items())
+        assert copies is (ema and decay == 0.0)
 
 
 def test_wrapped_students_and_shared_frontends():

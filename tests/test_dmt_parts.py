@@ -12,6 +12,7 @@ from torch import nn
 
 from pipeline.config import DMTConfig
 from pipeline.dmt import (
+    Targets,
     binarize,
     consensus_iou,
     ema_update,
@@ -22,7 +23,9 @@ from pipeline.dmt import (
     noise_filter,
     photometric,
     pseudo_label_stats,
+    random_crop,
     strong_frames,
+    strong_views,
 )
 from tests.dmt_helpers import NO_AUG, Wrapper
 
@@ -115,6 +118,14 @@ def test_pseudo_label_stats_by_hand():
     assert s["pseudo_iou_all"] == pytest.approx(0.75)  # rows with boxes: IoU 0.5 and 1.0
     assert s["pseudo_iou_kept"] == pytest.approx(0.5)  # kept rows with boxes: sample 0
     assert s["area_ratio_kept"] == pytest.approx(2.0)  # sample 0: 2 label pixels, 1 box pixel
+    # good pseudo-labels (IoU >= 0.5) among rows with boxes: samples 0 and 1 (IoU 0.5, 1.0)
+    assert (s["pseudo_good_all"], s["pseudo_good_kept"]) == (1.0, 1.0)
+    assert math.isnan(s["consensus_auroc"])  # no bad one among the rows with boxes to rank
+    all_rows = pseudo_label_stats(label, keep, iou, truth)  # sample 2 (IoU 0) is bad
+    assert all_rows["pseudo_good_all"] == pytest.approx(2 / 3)
+    assert all_rows["pseudo_good_kept"] == pytest.approx(1 / 2)
+    # consensus 0.2, 0.4 (good) against 0.6 (bad): the filter ranks them the wrong way round
+    assert all_rows["consensus_auroc"] == 0.0
     none = pseudo_label_stats(label, torch.zeros(3, dtype=torch.bool), None, None)
     assert math.isnan(none["pseudo_area"]) and math.isnan(none["consensus_iou"])
     assert "pseudo_iou_all" not in none
@@ -154,6 +165,78 @@ def test_flip_moves_label_maps_with_frames():
     for i in range(4):
         assert bool(m[i, 0, -1] == 1.0) == bool(flipped[i])  # the map moved with its frame
         assert m[i].sum() == maps[i].sum()
+
+
+def _crop_read_back(x: torch.Tensor) -> torch.Tensor:
+    """(scale, x centre, y centre) per sample of a crop of the ramps x = column, y = row
+    (channels / maps 0 and 1, values in [0, 1]), solved from two interior pixels of each:
+    a ramp stays linear under the crop, value(j) = (s * (2 (j + 0.5) / n - 1) + t + 1) / 2."""
+    n = x.shape[-1]
+    j0, j1 = n // 4, 3 * n // 4
+    xo = lambda j: 2 * (j + 0.5) / n - 1  # noqa: E731
+    out = []
+    for ramp, line in ((x[:, 0], lambda r, j: r[:, n // 2, j]),
+                       (x[:, 1], lambda r, j: r[:, j, n // 2])):
+        v0, v1 = 2 * line(ramp, j0) - 1, 2 * line(ramp, j1) - 1
+        scale = (v1 - v0) / (xo(j1) - xo(j0))
+        out += [scale, v0 - scale * xo(j0)]
+    return torch.stack([out[0], out[1], out[3]], dim=1)
+
+
+def test_crop_moves_label_maps_with_frames_and_stays_inside():
+    def ramps(b: int, n: int) -> torch.Tensor:  # (b, 2, n, n): x ramp, y ramp
+        r = (torch.arange(n) + 0.5) / n
+        return torch.stack([r.expand(n, n), r[:, None].expand(n, n)]).expand(b, 2, n, n)
+
+    b = 8
+    frames = torch.cat([ramps(b, 32), torch.zeros(b, 1, 32, 32)], dim=1)  # (8, 3, 32, 32)
+    maps = ramps(b, 224)
+    out, m = random_crop(frames, [maps[:, 0], maps[:, 1], None], 0.5,
+                         torch.Generator().manual_seed(3))
+    assert out.shape == frames.shape and m[0].shape == (b, 224, 224) and m[2] is None
+    got_frame, got_map = _crop_read_back(out), _crop_read_back(torch.stack(m[:2], dim=1))
+    # the 32 px frame and the 224 px maps went through the same crop, sample by sample
+    assert torch.allclose(got_frame, got_map, atol=1e-4)
+    scale, centre = got_map[:, 0], got_map[:, 1:]
+    assert ((scale >= 0.5 - 1e-4) & (scale <= 1 + 1e-4)).all() and scale.std() > 0.05
+    assert (centre.abs() <= (1 - scale)[:, None] + 1e-4).all()  # the square stays inside
+    # off: the identity, and no draw from the generator (the default run is unchanged)
+    g = torch.Generator().manual_seed(3)
+    ramp = maps[:, 0]
+    same, (m0,) = random_crop(frames, [ramp], 1.0, g)
+    assert same is frames and m0 is ramp
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(3).get_state())
+
+
+def test_own_views_differ_per_student_and_shared_ones_do_not():
+    frames = torch.zeros(6, 3, 8, 8)
+    frames[..., :4] = 1.0  # left half bright
+    maps = torch.zeros(6, 224, 224)
+    maps[..., :112] = 1.0  # left half labelled
+    targets = Targets(maps, 6, None, (1.0, 1.0, 1.0))
+    for mode, differ in (("shared", False), ("own", True)):
+        cfg = DMTConfig(**{**NO_AUG, "flip_prob": 0.5, "student_views": mode})
+        views = strong_views(frames, targets, cfg, torch.Generator().manual_seed(2), 2)
+        (fa, ta), (fb, tb) = views
+        assert (not torch.equal(fa, fb)) is differ and (not torch.equal(ta.maps, tb.maps)) is differ
+        for f, t in views:  # each student's maps moved with its own frames
+            assert torch.equal(f[:, 0, 0, -1] == 1.0, t.maps[:, 0, -1] == 1.0)
+
+
+def test_tau_quantile_raises_the_bar_to_the_batch_quantile():
+    iou = torch.tensor([0.1, 0.3, 0.6, 0.9], dtype=torch.float64)
+    # teacher maps of one 10-pixel row each: A marks all 10, B the first 10 * IoU of them
+    a = torch.zeros(4, 1, 10, dtype=torch.bool)
+    b = torch.zeros(4, 1, 10, dtype=torch.bool)
+    a[:, 0, :] = True
+    for i, v in enumerate(iou.tolist()):
+        b[i, 0, :round(10 * v)] = True
+    maps = [a.float(), b.float()]
+    keep = lambda **kw: make_pseudo_labels(maps, DMTConfig(**kw))[1].tolist()  # noqa: E731
+    assert keep(tau=0.0) == [True] * 4
+    assert keep(tau=0.0, tau_quantile=0.5) == [False, False, True, True]  # median 0.45
+    assert keep(tau=0.7, tau_quantile=0.5) == [False, False, False, True]  # tau is the floor
+    assert keep(tau=0.5) == [False, False, True, True]
 
 
 def test_photometric_identity_when_off_and_seedable():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -186,3 +188,12 @@ def test_oracle_map_ranks_box_first():
     fl = M.gt_map([[0, 0, 128, 128], [64, 64, 200, 200]], "flickr")
     assert M.ciou(M.oracle_map(fl), fl, 0.5) == 1.0
     assert M.evaluate_maps(np.stack([o]), np.stack([gt]))["mse"] < 1e-5
+
+
+
+def test_auroc_by_hand_with_ties_and_one_class():
+    # positives 0.9, 0.5; negatives 0.5, 0.1: pairs (0.9>0.5) (0.9>0.1) (0.5=0.5 half) (0.5>0.1)
+    assert M.auroc([0.9, 0.5, 0.5, 0.1], [True, True, False, False]) == 3.5 / 4
+    assert M.auroc([0.1, 0.9], [True, False]) == 0.0
+    assert M.auroc(torch.tensor([0.3, 0.3]), torch.tensor([True, False])) == 0.5
+    assert math.isnan(M.auroc([0.2, 0.4], [True, True]))

@@ -5,6 +5,7 @@ its runs:/ URI. The other training tests: tests/test_train.py."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,8 @@ def test_smoke_run_is_tracked_in_mlflow(smoke_base, smoke_outcome):
                 "test/teacher_a/ciou_fixed", "test/student_b/mse", "test/whole_image/ciou",
                 "test/centre_box/auc", "train/samples_per_s"):
         assert len(tracking.metric_history(uri, outcome.run_id, key)) == epochs, key
-    for key in ("train/kept", "train/filtered", "train/consensus_iou"):  # stage 2 only
+    for key in ("train/kept", "train/filtered", "train/consensus_iou",  # stage 2 only
+                "train/consensus_auroc", "train/pseudo_good_all"):
         assert len(tracking.metric_history(uri, outcome.run_id, key)) == \
             smoke_base.train.stage2_epochs, key
     # stage 2 reports the pseudo-label quality against the synthetic truth: a mean IoU, and
@@ -47,6 +49,10 @@ def test_smoke_run_is_tracked_in_mlflow(smoke_base, smoke_outcome):
     # truth or the labels never reached the comparison)
     pseudo_iou = tracking.metric_history(uri, outcome.run_id, "train/pseudo_iou_all")[-1][1]
     assert 0 < pseudo_iou <= 1, pseudo_iou
+    # how well the consensus ranks good pseudo-labels above bad ones: a probability, or NaN in
+    # an epoch whose batches held only one kind
+    ranks = [v for _, v in tracking.metric_history(uri, outcome.run_id, "train/consensus_auroc")]
+    assert all(math.isnan(v) or 0 <= v <= 1 for v in ranks), ranks
     artifacts = tracking.list_artifacts(uri, outcome.run_id)
     assert "config.yaml" in artifacts and "checkpoint" in artifacts
     assert tracking.list_artifacts(uri, outcome.run_id, "checkpoint") == ["checkpoint/state.pt"]

@@ -6,8 +6,9 @@ the arrays through Ray's object store takes decoding out of every row's time, so
 in what they compute. Ray-free: the arrays and iterators are plain numpy.
 
 The synthetic benchmark knows every clip's box, so the labeled set of a row is chosen here, as a
-fraction of the training pool (every non-test clip); the nested choice (1% within 3% within 10%)
-makes Table C's rows differ only in how many labels they get.
+fraction of the training pool (every non-test clip), from the row's seed; the nested choice (1%
+within 3% within 10%, for one seed) makes Table C's rows differ only in how many labels they
+get.
 """
 
 from __future__ import annotations
@@ -65,9 +66,11 @@ def load_clips(shards: str | os.PathLike, image_size: int, chunk: int = 64) -> C
                       has_boxes=np.concatenate(parts["has_boxes"]))
 
 
-def labeled_subset(clips: ClipArrays, fraction: float, seed: int = 0) -> np.ndarray:
-    """The first ``round(fraction * pool)`` clips (at least 1) of one fixed permutation of the
-    pool, so a smaller fraction's subset lies inside a larger one's. Only clips with boxes."""
+def labeled_subset(clips: ClipArrays, fraction: float, seed: int | list[int] = 0
+                   ) -> np.ndarray:
+    """The first ``round(fraction * pool)`` clips (at least 1) of the permutation of the pool
+    that ``seed`` draws, so for one seed a smaller fraction's subset lies inside a larger
+    one's. Only clips with boxes."""
     pool = clips.pool[clips.has_boxes[clips.pool]]
     if not len(pool):
         raise ValueError("the training pool has no clips with boxes: the quality benchmark "
@@ -77,8 +80,8 @@ def labeled_subset(clips: ClipArrays, fraction: float, seed: int = 0) -> np.ndar
     return np.sort(order[:n])
 
 
-def unlabeled_subset(clips: ClipArrays, labeled: np.ndarray, multiple: float, seed: int = 0
-                     ) -> np.ndarray:
+def unlabeled_subset(clips: ClipArrays, labeled: np.ndarray, multiple: float,
+                     seed: int | list[int] = 0) -> np.ndarray:
     """``round(multiple * len(labeled))`` pool clips outside ``labeled``: the first ones of one
     fixed permutation of the pool, so a smaller pool lies inside a larger one (Table C's
     unlabeled axis); ``multiple`` 0 gives every pool clip outside ``labeled``."""
@@ -89,7 +92,7 @@ def unlabeled_subset(clips: ClipArrays, labeled: np.ndarray, multiple: float, se
     if n > len(rest):
         raise ValueError(f"an unlabeled pool of {multiple:g}x {len(labeled)} labeled clips needs "
                          f"{n} clips; the training pool has {len(rest)} more")
-    order = np.random.default_rng([seed, 1]).permutation(clips.pool)
+    order = np.random.default_rng([*np.atleast_1d(seed), 1]).permutation(clips.pool)
     return np.sort(order[np.isin(order, rest)][:n])
 
 

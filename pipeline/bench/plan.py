@@ -9,7 +9,9 @@ config's steps so that rows differ only in the method:
   clips for DMT's compute (CPU seconds of its training loop), maps averaged: DMT costs about 2.7x
   one model, and this row asks whether the extra compute alone explains its gain.
 - ``mean_teacher``: one teacher-student pair, pseudo-labels from its teacher, no filtering.
-- ``dmt`` and its ablations ``dmt_no_nf`` / ``dmt_no_ipl`` / ``dmt_no_ema`` (the paper's Fig. 5).
+- ``dmt`` and its ablations ``dmt_no_nf`` / ``dmt_no_ipl`` (the paper's Fig. 5), and two rows
+  without averaging teachers: ``dmt_frozen_teachers`` (no stage-2 teacher update) and
+  ``dmt_ema0`` (each teacher is its student's current weights: EMA decay 0).
 - ``supervised_all``: every training clip labeled, the upper bound.
 - ``dmt_same_audio``: DMT with both pairs on ``model.audio_a`` (the paper's Table 4).
 

@@ -47,6 +47,7 @@ SCORE_BATCH = 64
 HISTORY_KEYS = ("train/loss_total", "train/loss_sup", "train/loss_pseudo", "train/loss_con",
                 "train/kept", "train/filtered", "train/consensus_iou", "train/pseudo_iou_all",
                 "train/pseudo_iou_kept", "train/pseudo_area", "train/area_ratio_kept",
+                "train/pseudo_good_all", "train/pseudo_good_kept", "train/consensus_auroc",
                 "train/samples_per_s", "train/lr")
 
 
@@ -55,16 +56,27 @@ def row_indices(clips: ClipArrays, row: BenchRow, data_seed: int
     """(labeled, unlabeled) indices of the training pool for ``row``.
 
     ezvsl reads no box, so every pool clip feeds it on both streams; supervised_all labels the
-    whole pool; every other row gets the nested labeled subset and, as unlabeled, the rest of the
-    pool or ``row.unlabeled`` times its labeled count of it (``unlabeled_subset``)."""
+    whole pool; every other row gets the labeled subset of its seed and, as unlabeled, the rest
+    of the pool or ``row.unlabeled`` times its labeled count of it (``unlabeled_subset``).
+
+    The subsets are drawn from ``subset_seed(data_seed, row.seed)``: each seed labels other
+    clips (the spread over seeds includes which clips are labeled), rows of one seed share
+    them (they are paired), and within a seed a smaller fraction's subset lies inside a larger
+    one's."""
     pool = clips.pool
     labels = VARIANTS[row.method].labels
+    seed = subset_seed(data_seed, row.seed)
     if labels == "none":
         return pool, pool
     if labels == "all":
-        return labeled_subset(clips, 1.0, data_seed), np.empty(0, dtype=int)
-    labeled = labeled_subset(clips, row.fraction, data_seed)
-    return labeled, unlabeled_subset(clips, labeled, row.unlabeled, data_seed)
+        return labeled_subset(clips, 1.0, seed), np.empty(0, dtype=int)
+    labeled = labeled_subset(clips, row.fraction, seed)
+    return labeled, unlabeled_subset(clips, labeled, row.unlabeled, seed)
+
+
+def subset_seed(data_seed: int, row_seed: int) -> list[int]:
+    """The seed of a row's labeled and unlabeled subsets (a numpy seed sequence)."""
+    return [data_seed, row_seed]
 
 
 def row_streams(clips: ClipArrays, cfg, lab_idx: np.ndarray, unl_idx: np.ndarray,

@@ -140,6 +140,13 @@ class DMTConfig:
     blur_prob: float = _f(0.3, lo=0.0, hi=1.0)
     gray_prob: float = _f(0.2, lo=0.0, hi=1.0)
     flip_prob: float = _f(0.5, lo=0.0, hi=1.0, help="horizontal flip (moves label maps)")
+    crop_scale: float = _f(1.0, lo=0.1, hi=1.0, help="strong view: zoom into a random square "
+                           "of this side fraction or more, label maps cropped with the frame "
+                           "(1: off)")
+    student_views: str = _f("shared", choices=("shared", "own"), help="strong views: one "
+                            "shared by the students, or one drawn for each")
+    tau_quantile: float = _f(0.0, lo=0.0, hi=0.99, help="beyond the paper: also drop the "
+                             "samples below this quantile of the batch's consensus IoU (0: off)")
     time_mask: float = _f(0.15, lo=0.0, hi=1.0, help="max masked fraction of audio frames")
     freq_mask: float = _f(0.15, lo=0.0, hi=1.0,
                           help="max masked fraction of the front end's frequency bins")

@@ -12,8 +12,11 @@ independent of the global RNG):
   uniform in [0.1, 2.0] at 224 px, scaled with the frame side; kernel ~3 sigma each side);
   grayscale with probability ``gray_prob``. torchvision's formulas (v2 functional
   ``rgb_to_grayscale`` and the blends of its ``adjust_*`` ops), batched with per-sample factors.
-- frame, geometric: horizontal flip with probability ``flip_prob``; every label map passed along
-  (gt box map, pseudo-label) is flipped with its frame.
+- frame, geometric: horizontal flip with probability ``flip_prob``; with ``crop_scale`` < 1, a
+  zoom into a random square whose side is a fraction in ``[crop_scale, 1]`` of the frame's,
+  anywhere inside it (no padding), resized back to the frame's size. Every label map passed
+  along (gt box map, pseudo-label) is flipped and cropped with its frame: the same normalised
+  sampling grid (``affine_grid``) resamples the frame (S px) and the map (224 px).
 - audio: SpecAugment-style masks on the front-end output with torchaudio's
   ``mask_along_axis_iid``: one time mask of up to ``time_mask`` of the frames and one frequency
   mask of up to ``freq_mask`` of the bins, per sample, filled with the batch mean (the spectrum's
@@ -93,10 +96,40 @@ def random_flip(frames: torch.Tensor, maps: Sequence[torch.Tensor | None], prob:
     return out_frames, out_maps
 
 
+@torch.no_grad()
+def random_crop(frames: torch.Tensor, maps: Sequence[torch.Tensor | None], min_scale: float,
+                gen: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    """Zoom each sample into a random square (side fraction s uniform in [min_scale, 1], centre
+    anywhere that keeps it inside the frame) resized back: frames (B, 3, S, S) and every map
+    (B, H, W) of a sample through the same normalised grid, bilinear, so a box stays on its
+    object (maps come back float). ``min_scale`` 1 is the identity and draws nothing."""
+    if min_scale >= 1.0:
+        return frames, list(maps)
+    b = frames.shape[0]
+    u = torch.rand(b, 3, generator=gen).to(frames.device, torch.float32)
+    scale = min_scale + (1.0 - min_scale) * u[:, 0]
+    theta = torch.zeros(b, 2, 3, device=frames.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = scale
+    theta[:, 0, 2] = (2 * u[:, 1] - 1) * (1 - scale)  # x centre, grid units ([-1, 1])
+    theta[:, 1, 2] = (2 * u[:, 2] - 1) * (1 - scale)  # y centre
+
+    def resample(x: torch.Tensor) -> torch.Tensor:
+        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        # "border": a grid point half a pixel beyond the outermost pixel centre reads the edge
+        # pixel, not a blend with black
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border",
+                             align_corners=False)
+
+    out_maps = [None if m is None else resample(m[:, None].float())[:, 0] for m in maps]
+    return resample(frames), out_maps
+
+
 def strong_frames(frames: torch.Tensor, maps: Sequence[torch.Tensor | None], cfg,
                   gen: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-    """Photometric then flip: frames (B, 3, S, S), maps [(B, H, W) or None] -> same shapes."""
-    return random_flip(photometric(frames, cfg, gen), maps, cfg.flip_prob, gen)
+    """Photometric, flip, then crop (when ``crop_scale`` < 1): frames (B, 3, S, S), maps
+    [(B, H, W) or None] -> same shapes."""
+    frames, maps = random_flip(photometric(frames, cfg, gen), maps, cfg.flip_prob, gen)
+    return random_crop(frames, maps, cfg.crop_scale, gen)
 
 
 def mask_audio_input(x: torch.Tensor, time_axis: int, freq_axis: int | None, cfg,

@@ -72,6 +72,20 @@ def student_loss(state: DMTState, student, frames: torch.Tensor, x: torch.Tensor
     return w_sup * sup + w_u * pseudo + w_c * con, {"sup": sup, "pseudo": pseudo, "con": con}
 
 
+def strong_views(frames: torch.Tensor, targets: Targets, cfg, gen: torch.Generator,
+                 n_students: int) -> list[tuple[torch.Tensor, Targets]]:
+    """(frames, targets) of each student's strong view: one view shared by every student
+    (``cfg.student_views`` "shared", the default), or one drawn for each ("own"); the target
+    maps move with the frames of their view."""
+    def draw() -> tuple[torch.Tensor, Targets]:
+        view, (maps,) = strong_frames(frames, [targets.maps], cfg, gen)
+        return view, Targets(maps, targets.n_sup, targets.keep, targets.weights)
+
+    if cfg.student_views == "own":
+        return [draw() for _ in range(n_students)]
+    return [draw()] * n_students
+
+
 def train_students(state: DMTState, cfg, frames: torch.Tensor, wave: torch.Tensor,
                    targets: Targets, inputs: list[torch.Tensor] | None = None
                    ) -> dict[str, float]:
@@ -81,12 +95,11 @@ def train_students(state: DMTState, cfg, frames: torch.Tensor, wave: torch.Tenso
     for s in state.students:
         s.train()
     inputs = inputs if inputs is not None else audio_inputs(state, wave)
-    frames, (maps,) = strong_frames(frames, [targets.maps], cfg, state.generator)
-    targets = Targets(maps, targets.n_sup, targets.keep, targets.weights)
+    views = strong_views(frames, targets, cfg, state.generator, len(state.students))
     state.optimizer.zero_grad(set_to_none=True)
     totals, parts = [], []
-    for student, x in zip(state.students, inputs, strict=True):
-        total, p = student_loss(state, student, frames, x, targets, cfg)
+    for student, x, (view, view_targets) in zip(state.students, inputs, views, strict=True):
+        total, p = student_loss(state, student, view, x, view_targets, cfg)
         totals.append(total)
         parts.append(p)
     loss = torch.stack(totals).sum()
