@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Ray: one parquet footer reader on small machines; MLflow's file store is in maintenance mode.
 export RAY_DATA_PARQUET_FOOTER_NUM_ACTORS ?= 1
 
-.PHONY: demo test test-fast test-long test-cluster lint bench-preprocess bench-train bench-quality bench-quality-quick clean-data relock gpu-check
+.PHONY: demo test test-fast test-long test-cluster lint bench-preprocess bench-train bench-quality bench-quality-quick bench-val clean-data relock gpu-check
 
 # constraints.txt pins every package to the version the suite passed with (see its header).
 $(STAMP): pyproject.toml constraints.txt
@@ -55,6 +55,10 @@ bench-quality: $(STAMP)
 
 bench-quality-quick: $(STAMP)
 	$(VENV)/bin/dmt bench quality --quick --out bench-out/quick
+
+# Table E: the open choices against DMT's defaults, on a validation split (never the test split)
+bench-val: $(STAMP)
+	$(VENV)/bin/dmt bench quality --config bench_val --out bench-out/val
 
 clean-data:
 	rm -rf data ray_results mlflow.db mlartifacts

@@ -143,6 +143,28 @@ def test_each_seed_labels_its_own_subset_nested_across_fractions():
     assert indices("ezvsl", 0.03, 4) == [set(clips.pool)] * 2
 
 
+def test_validation_split_comes_out_of_the_pool_and_drops_the_test_split():
+    clips = _arrays(400, 50)
+    val = memory.hold_out_validation(clips, 60, seed=0)
+    pool_ids, val_ids = set(val.ids[val.pool]), set(val.ids[val.test])
+    assert (len(pool_ids), len(val_ids)) == (290, 60) and not pool_ids & val_ids
+    assert pool_ids | val_ids == set(clips.ids[clips.pool])  # no test clip is read
+    def held_out(seed: int) -> set:
+        other = memory.hold_out_validation(clips, 60, seed)
+        return set(other.ids[other.test])
+
+    assert held_out(0) == val_ids and held_out(1) != val_ids
+    # the rows' subsets come from what is left of the pool
+    lab, unl = runner.row_indices(val, BenchRow("dmt", 0.1, 0, ("E",)), 0)
+    assert set(val.ids[lab]) | set(val.ids[unl]) == pool_ids and len(lab) == 29
+    with pytest.raises(ValueError, match="val_clips=350: the training pool has 350"):
+        memory.hold_out_validation(clips, 350, seed=0)
+    # the shipped Table E config: 60 labeled clips, as Table A's, and never the test split
+    cfg = C.load("bench_val")
+    assert (cfg.bench.split, cfg.bench.tables) == ("val", "E")
+    assert round(cfg.bench.fraction * (2000 - cfg.bench.val_clips)) == 60
+
+
 def test_unlabeled_pools_are_nested_and_never_hold_a_labeled_clip():
     clips = _arrays(220, 20)
     labeled = memory.labeled_subset(clips, 0.02, seed=1)  # 4 clips

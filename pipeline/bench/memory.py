@@ -66,6 +66,20 @@ def load_clips(shards: str | os.PathLike, image_size: int, chunk: int = 64) -> C
                       has_boxes=np.concatenate(parts["has_boxes"]))
 
 
+def hold_out_validation(clips: ClipArrays, n: int, seed: int) -> ClipArrays:
+    """The training pool with ``n`` clips (drawn by ``seed``) moved into the scored split, which
+    then holds only them: the test clips are dropped, so nothing chosen on these scores has
+    seen the test split. Row subsets are then drawn from the remaining pool."""
+    pool = clips.pool
+    if not 0 < n < len(pool):
+        raise ValueError(f"bench.val_clips={n}: the training pool has {len(pool)} clips")
+    val = np.random.default_rng([seed, 2]).permutation(pool)[:n]
+    keep = np.flatnonzero(~clips.is_test)  # every training-pool clip, validation included
+    return ClipArrays(ids=clips.ids[keep], is_test=np.isin(keep, val), frame=clips.frame[keep],
+                      audio=clips.audio[keep], map=clips.map[keep],
+                      has_boxes=clips.has_boxes[keep])
+
+
 def labeled_subset(clips: ClipArrays, fraction: float, seed: int | list[int] = 0
                    ) -> np.ndarray:
     """The first ``round(fraction * pool)`` clips (at least 1) of the permutation of the pool

@@ -24,7 +24,7 @@ from pipeline import metrics as metrics_mod
 from pipeline import tracking
 from pipeline.bench import budget as budget_mod
 from pipeline.bench import report
-from pipeline.bench.memory import ClipArrays, load_clips
+from pipeline.bench.memory import ClipArrays, hold_out_validation, load_clips
 from pipeline.bench.plan import BenchRow, build_plan, row_config
 from pipeline.bench.runner import train_row
 from pipeline.engine import checkpoint as ckpt_io
@@ -45,14 +45,14 @@ class BenchOutcome:
     failed: list[str]
 
 
-def trivial_rows(clips: ClipArrays) -> list[dict[str, Any]]:
-    """Whole image, centre box and oracle on the test split (no training, no seed)."""
+def trivial_rows(clips: ClipArrays, split: str = "test") -> list[dict[str, Any]]:
+    """Whole image, centre box and oracle on the scored split (no training, no seed)."""
     gts = clips.map[clips.test].astype(np.float32)
     rows = []
     for name, maps in metrics_mod.trivial_maps(gts).items():
         scores = metrics_mod.evaluate_maps(maps, gts)
         rows.append({"key": name, "method": name, "tables": ["A"], "fraction": None,
-                     "labeled": 0, "seed": None, "checkpoint": None,
+                     "split": split, "labeled": 0, "seed": None, "checkpoint": None,
                      **{k: float(scores[k]) for k in SUMMARY_KEYS}, "n_test": len(gts)})
     return rows
 
@@ -116,7 +116,7 @@ def _parent_run(cfg: config_mod.Config, out: Path, uri: str, experiment: str, fr
 def _record(row: BenchRow, cfg_row: config_mod.Config, result: dict[str, Any], out: Path,
             uri: str, experiment: str, parent_id: str) -> dict[str, Any]:
     """Checkpoint on disk, one MLflow child run, and the results.json row of a finished row."""
-    m = result["metrics"]
+    m, split = result["metrics"], cfg_row.bench.split
     folder = out / "checkpoints" / row.key.replace("@", "_").replace("#", "_")
     path = ckpt_io.save(folder, result["state"], epoch=result["epochs"] - 1,
                         config=config_mod.to_dict(cfg_row), metrics=m)
@@ -138,8 +138,9 @@ def _record(row: BenchRow, cfg_row: config_mod.Config, result: dict[str, Any], o
     return {"key": row.key, "method": row.method, "tables": list(row.tables),
             "fraction": row.fraction, "labeled": result["labeled"], "seed": row.seed,
             "unlabeled": row.unlabeled, "unlabeled_clips": result["unlabeled_clips"],
-            **{k: float(m[f"test/{k}"]) for k in SUMMARY_KEYS}, "n_test": int(m["test/n"]),
-            "reported": result["reported"], "checkpoint": str(path),
+            **{k: float(m[f"{split}/{k}"]) for k in SUMMARY_KEYS},
+            "n_test": int(m[f"{split}/n"]), "split": split, "reported": result["reported"],
+            "checkpoint": str(path),
             "train_cpu_s": result["train_cpu_s"], "train_wall_s": result["train_wall_s"],
             "steps": result["steps"], "epochs": result["epochs"],
             "history": result["history"], "mlflow_run_id": run_id}
@@ -171,10 +172,12 @@ def _run_quality(cfg: config_mod.Config, rows: list[BenchRow], out: Path, fresh:
     ensure_ray()
     prepare_dataset(cfg, say)
     clips = load_clips(config_mod.data_paths(cfg.data).shards, cfg.model.image_size)
+    if cfg.bench.split == "val":
+        clips = hold_out_validation(clips, cfg.bench.val_clips, cfg.data.synth.seed)
     say(f"[bench] {len(clips.ids)} clips in memory ({len(clips.pool)} training pool, "
-        f"{len(clips.test)} test) after {time.perf_counter() - t_start:.0f} s")
+        f"{len(clips.test)} {cfg.bench.split}) after {time.perf_counter() - t_start:.0f} s")
     results = {} if fresh else _load_results(out)
-    results.update({r["key"]: r for r in trivial_rows(clips)})
+    results.update({r["key"]: r for r in trivial_rows(clips, cfg.bench.split)})
     uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     experiment = cfg.tracking.experiment or cfg.name
     parent_id = _parent_run(cfg, out, uri, experiment, fresh)

@@ -119,15 +119,17 @@ def budget_progress(cfg, budget: FixedBudget | FollowedBudget | None, cpu0: floa
 def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, threads: int = 1,
               budget: FixedBudget | FollowedBudget | None = None, data_seed: int = 0,
               publish: Callable[[float, str], None] | None = None) -> dict[str, Any]:
-    """Train ``row`` with the config ``cfg_dict`` and score its reported map on the test split.
+    """Train ``row`` with the config ``cfg_dict`` and score its reported map on the scored split
+    (``clips.test``: the test split, or the validation clips under ``bench.split=val``).
 
     ``budget`` (compute-matched rows): stop after the first epoch at which the loop's CPU time
     has spent it, instead of after the config's epochs. ``publish(cpu_s, state)``: told the
     loop's CPU time after every epoch (``RUNNING``) and at the end (``DONE``), for the rows that
     follow this one's compute (``budget.FollowedBudget``). Returns ``metrics`` (the
-    ``test/...`` keys of ``evaluation.summarize_scores``), ``history`` (per epoch), ``state``
-    (the training state dict, for the checkpoint), steps, epochs, ``train_cpu_s`` and
-    ``train_wall_s``, ``labeled`` (boxes the row could read) and ``unlabeled_clips``.
+    ``test/...`` or ``val/...`` keys of ``evaluation.summarize_scores``), ``history`` (per
+    epoch), ``state`` (the training state dict, for the checkpoint), steps, epochs,
+    ``train_cpu_s`` and ``train_wall_s``, ``labeled`` (boxes the row could read) and
+    ``unlabeled_clips``.
     """
     cfg = config_mod.from_dict(cfg_dict)
     torch.set_num_threads(threads)
@@ -158,7 +160,7 @@ def train_row(cfg_dict: dict[str, Any], row: BenchRow, clips: ClipArrays, thread
     scores = evaluation.score_batches(state, test_batches, to_device)
     headline = evaluation.reported_role(state.method, cfg.dmt.eval_model)
     return {
-        "metrics": evaluation.summarize_scores(scores, "test", headline),
+        "metrics": evaluation.summarize_scores(scores, cfg.bench.split, headline),
         "history": history, "state": state.state_dict(), "steps": state.step,
         "epochs": len(history), "train_cpu_s": train_cpu, "train_wall_s": train_wall,
         "labeled": 0 if VARIANTS[row.method].labels == "none" else int(len(lab_idx)),

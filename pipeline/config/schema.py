@@ -236,9 +236,11 @@ BENCH_METHODS = tuple(_methods.VARIANTS)
 
 @dataclass
 class BenchConfig:
-    """`dmt bench quality`: which rows of Tables A-D run, with how many seeds."""
+    """`dmt bench quality`: which rows of Tables A-E run, with how many seeds, scored on which
+    split."""
 
-    tables: str = _f("A,B,C,D", help="tables to run, comma-separated subset of A,B,C,D")
+    tables: str = _f("A,B,C,D", help="tables to run, comma-separated subset of A,B,C,D,E "
+                     "(E: the open choices, meant for split=val)")
     methods: str = _f("", help="only these methods, comma-separated (empty: every row)")
     seeds: int = _f(3, lo=1, help="seeds of Table A's learned rows")
     ablation_seeds: int = _f(3, lo=1, help="seeds of Tables B, C and D")
@@ -252,6 +254,10 @@ class BenchConfig:
     parallel: int = _f(0, lo=0, help="rows trained at once (0: one per CPU of the cluster)")
     threads: int = _f(1, lo=1, help="torch threads per row")
     matched_max_epochs: int = _f(200, lo=1, help="cap of the compute-matched row's epochs")
+    split: str = _f("test", choices=("test", "val"), help="what rows are scored on: the test "
+                    "split, or val_clips held out of the training pool (the test split is then "
+                    "never read): choose settings on val, report on test")
+    val_clips: int = _f(300, lo=1, help="split=val: training-pool clips held out for scoring")
 
 
 @dataclass
