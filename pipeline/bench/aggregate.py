@@ -3,13 +3,18 @@
 A row kind is ``(method, fraction, unlabeled)``: the variant, its labeled fraction (None for the
 trivial predictors, 1.0 for the all-labeled bound) and its unlabeled pool as a multiple of the
 labeled count (0: every other pool clip). Learned rows are aggregated as mean and sample
-standard deviation over their seeds.
+standard deviation over their seeds; two kinds are compared seed by seed (``paired``), with the
+95% Student-t interval of the mean difference.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
+from dataclasses import dataclass
 from typing import Any
+
+from scipy import stats as scipy_stats
 
 from pipeline.methods import REFERENCE, VARIANTS
 
@@ -51,19 +56,73 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[Kind, dict[str, Any]]:
     return out
 
 
-def paired_change(rows: list[dict[str, Any]], method: str, fraction: float,
-                  reference: str = REFERENCE) -> tuple[float, float, float, int] | None:
-    """(mean, sd) of ``method - reference`` in points over the seeds both ran, median rule,
-    then the fixed rule's mean, and the seed count: rows are compared seed by seed, so the
-    spread is that of the difference, not of either row."""
-    def by_seed(name: str) -> dict[int, dict]:
-        want = kind(name, fraction)
+@dataclass(frozen=True)
+class Interval:
+    """A paired difference in points over seeds: mean, sample sd, the 95% t-interval of the
+    mean (NaN with one seed: no spread to build it from) and the per-seed values."""
+
+    mean: float
+    sd: float
+    lo: float
+    hi: float
+    per_seed: dict[int, float]
+
+    @property
+    def n(self) -> int:
+        return len(self.per_seed)
+
+    def text(self) -> str:
+        """``+7.3 [-4.1, +18.8]`` (one seed: ``+7.3``)."""
+        if self.n < 2:
+            return f"{self.mean:+.1f}"
+        return f"{self.mean:+.1f} [{self.lo:+.1f}, {self.hi:+.1f}]"
+
+
+def t_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of ``values`` (NaN, NaN for fewer than 2)."""
+    if len(values) < 2:
+        return math.nan, math.nan
+    mean, sd = stats(values)
+    half = scipy_stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * sd / math.sqrt(len(values))
+    return mean - half, mean + half
+
+
+@dataclass(frozen=True)
+class Paired:
+    """``method - reference`` seed by seed, under the median and the fixed rule."""
+
+    median: Interval
+    fixed: Interval
+
+    @property
+    def n(self) -> int:
+        return self.median.n
+
+    def text(self) -> str:
+        return f"{self.median.text()} / {self.fixed.text()} ({self.n} seed{'s' * (self.n > 1)})"
+
+
+def paired(rows: list[dict[str, Any]], method: Kind, reference: Kind) -> Paired | None:
+    """``method - reference`` (row kinds) over the seeds both ran, in points: rows of one seed
+    share their labeled clips and initialisation, so the spread is that of the difference,
+    not of either row. None when no seed ran both."""
+    def by_seed(want: Kind) -> dict[int, dict]:
         return {r["seed"]: r for r in rows if not r.get("error") and kind_of(r) == want}
 
     ours, ref = by_seed(method), by_seed(reference)
     seeds = sorted(set(ours) & set(ref))
     if not seeds:
         return None
-    med, spread = stats([100 * (ours[s]["ciou"] - ref[s]["ciou"]) for s in seeds])
-    fix = statistics.fmean(100 * (ours[s]["ciou_fixed"] - ref[s]["ciou_fixed"]) for s in seeds)
-    return med, spread, fix, len(seeds)
+
+    def interval(metric: str) -> Interval:
+        diffs = {s: 100 * (ours[s][metric] - ref[s][metric]) for s in seeds}
+        mean, sd = stats(list(diffs.values()))
+        return Interval(mean, sd, *t_interval(list(diffs.values())), diffs)
+
+    return Paired(interval("ciou"), interval("ciou_fixed"))
+
+
+def paired_change(rows: list[dict[str, Any]], method: str, fraction: float,
+                  reference: str = REFERENCE) -> Paired | None:
+    """``method - reference`` at ``fraction`` labeled (every other pool clip unlabeled)."""
+    return paired(rows, kind(method, fraction), kind(reference, fraction))

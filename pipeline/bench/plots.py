@@ -1,6 +1,7 @@
-"""The benchmark's figures: CIoU against the labeled fraction and against the unlabeled pool
-(Table C as plots) and the pseudo-label quality and kept count per stage-2 epoch (the paper's
-Figure 5(a) and 5(d))."""
+"""The benchmark's figures: DMT against the compute-matched pair seed by seed, CIoU against the
+labeled fraction and against the unlabeled pool (Table C as plots), and per stage-2 epoch the
+pseudo-label quality, the kept count (the paper's Figure 5(a) and 5(d)) and how well the
+consensus ranks good pseudo-labels."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.bench.aggregate import kind, kind_of
+from pipeline.bench.aggregate import kind, kind_of, paired_change
 from pipeline.methods import NO_UNLABELED, REFERENCE, TABLES, VARIANTS
 
 CURVE_METHODS = TABLES["C"]  # against the labeled fraction
@@ -70,7 +71,8 @@ def ciou_vs_fraction(out: Path, agg: dict) -> Path | None:
 
 
 def _mean_history(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Stage-2 epochs (numbered from 1) and the mean over seeds of ``key``."""
+    """Stage-2 epochs (numbered from 1) and the mean over seeds of ``key`` (NaN where no seed
+    has a value: an epoch whose batches left the key undefined)."""
     series = []
     for r in rows:
         vals = [h.get(key, np.nan) for h in r.get("history", []) if h.get("stage") == 2]
@@ -78,7 +80,11 @@ def _mean_history(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
     n = min((len(s) for s in series), default=0)
     if n == 0:
         return np.arange(0), np.zeros(0)
-    return np.arange(1, n + 1), np.nanmean(np.array([s[:n] for s in series], float), axis=0)
+    values = np.array([s[:n] for s in series], float)
+    seen = np.isfinite(values).any(axis=0)
+    means = np.full(n, np.nan)
+    means[seen] = np.nanmean(values[:, seen], axis=0)
+    return np.arange(1, n + 1), means
 
 
 def ciou_vs_pool(out: Path, agg: dict, fraction: float) -> Path | None:
@@ -100,7 +106,7 @@ def ciou_vs_pool(out: Path, agg: dict, fraction: float) -> Path | None:
     ax.set_xscale("log")
     ax.set_xlabel(f"unlabeled clips ({100 * fraction:g}% labeled: "
                   f"{pts[0][1]['labeled']} clips)")
-    ax.set_ylabel("test CIoU")
+    ax.set_ylabel("CIoU")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(plt, fig, out / "ciou_vs_unlabeled.png")
@@ -113,7 +119,7 @@ def pseudo_labels(out: Path, rows: list[dict[str, Any]], fraction: float) -> Pat
     if not groups:
         return None
     plt = _plt()
-    fig, (ax_iou, ax_kept) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_iou, ax_kept, ax_rank) = plt.subplots(1, 3, figsize=(15, 4))
     for i, (m, rs) in enumerate(groups.items()):
         colour = f"C{i}"
         x, before = _mean_history(rs, "pseudo_iou_all")
@@ -124,16 +130,51 @@ def pseudo_labels(out: Path, rows: list[dict[str, Any]], fraction: float) -> Pat
         x, kept = _mean_history(rs, "kept")
         if len(x):
             ax_kept.plot(x, kept, marker=".", color=colour, label=m)
+        x, rank = _mean_history(rs, "consensus_auroc")
+        if len(x) and np.isfinite(rank).any():
+            ax_rank.plot(x, rank, marker=".", color=colour, label=m)
     ax_iou.set_title("pseudo-label IoU with the true box (before / after NF)")
     ax_kept.set_title("unlabeled clips kept per batch")
-    for ax in (ax_iou, ax_kept):
+    ax_rank.set_title("consensus IoU ranking good pseudo-labels (AUROC)")
+    ax_rank.axhline(0.5, ls=":", color="grey", lw=1)
+    for ax in (ax_iou, ax_kept, ax_rank):
         ax.set_xlabel("stage-2 epoch")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     return _save(plt, fig, out / "pseudo_labels.png")
 
 
+def dmt_vs_pair(out: Path, rows: list[dict[str, Any]], fraction: float) -> Path | None:
+    """DMT and the compute-matched pair seed by seed (a line joins one seed's two rows), under
+    both rules: the paired comparison the target is stated on."""
+    pair = next(n for n, v in VARIANTS.items() if v.matches == REFERENCE)
+    lead = paired_change(rows, REFERENCE, fraction, reference=pair)
+    if lead is None:
+        return None
+    by_seed = {(r["method"], r["seed"]): r for r in rows
+               if kind_of(r) in (kind(REFERENCE, fraction), kind(pair, fraction))}
+    seeds = sorted(lead.median.per_seed)
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, metric, diff, title in ((axes[0], "ciou", lead.median, "median rule"),
+                                    (axes[1], "ciou_fixed", lead.fixed, "fixed 0.5 threshold")):
+        ours = [by_seed[(REFERENCE, s)][metric] for s in seeds]
+        theirs = [by_seed[(pair, s)][metric] for s in seeds]
+        ax.vlines(seeds, theirs, ours, color="grey", lw=1)
+        ax.plot(seeds, ours, "o", color="C0", label="DMT")
+        ax.plot(seeds, theirs, "s", color="C1", label=VARIANTS[pair].label)
+        ax.set_title(f"{title}\nDMT − pair {diff.text()} points", fontsize=10)
+        ax.set_xlabel("seed (labeled clips, initialisation, order)")
+        ax.set_xticks(seeds)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("CIoU")
+    return _save(plt, fig, out / "dmt_vs_pair.png")
+
+
 def write_plots(out: Path, rows: list[dict[str, Any]], agg: dict, cfg) -> list[Path]:
-    made = [ciou_vs_fraction(out, agg), ciou_vs_pool(out, agg, cfg.bench.pool_fraction),
+    made = [dmt_vs_pair(out, rows, cfg.bench.fraction), ciou_vs_fraction(out, agg),
+            ciou_vs_pool(out, agg, cfg.bench.pool_fraction),
             pseudo_labels(out, rows, cfg.bench.fraction)]
     return [p for p in made if p is not None]

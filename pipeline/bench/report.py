@@ -13,7 +13,7 @@ from typing import Any
 from pipeline import config as config_mod
 from pipeline import tracking
 from pipeline.bench import checks, plots
-from pipeline.bench.aggregate import aggregate, kind, paired_change
+from pipeline.bench.aggregate import aggregate, kind, paired, paired_change
 from pipeline.methods import (
     CENTRE_BOX,
     NO_UNLABELED,
@@ -28,10 +28,13 @@ from pipeline.methods import (
 LABELS = {WHOLE_IMAGE: "whole image", CENTRE_BOX: "centre box", ORACLE: "oracle (ceiling)",
           **{name: v.label for name, v in VARIANTS.items()}}
 HEADER = ("| method | labeled clips | seeds | CIoU (median rule) | CIoU (fixed 0.5) | AUC | "
-          "mean cIoU | training CPU-s |\n| --- | --: | --: | --- | --- | --- | --- | --: |")
+          "mean cIoU | training CPU-s | DMT − row, points: median / fixed rule |\n"
+          "| --- | --: | --: | --- | --- | --- | --- | --: | --- |")
 HEADER_CHANGE = ("| method | labeled clips | seeds | CIoU (median rule) | CIoU (fixed 0.5) | AUC "
-                 "| mean cIoU | change vs DMT, points (median ± sd / fixed) |\n"
+                 "| mean cIoU | row − DMT, points: median / fixed rule |\n"
                  "| --- | --: | --: | --- | --- | --- | --- | --- |")
+INTERVALS = ("Differences are paired by seed (rows of one seed share their labeled clips): mean "
+             "and [95% t-interval] over the seeds both rows ran.")
 
 
 def _cell(stat: tuple[float, float], n: int) -> str:
@@ -46,56 +49,70 @@ def _cells(name: str, agg: dict[str, Any]) -> str:
             f"{_cell(agg['mean_ciou'], n)} |")
 
 
-def table_a(agg: dict, fraction: float) -> str:
+def table_a(agg: dict, fraction: float, rows: list[dict[str, Any]] = ()) -> str:
     lines = [HEADER]
     for name in TRIVIAL:
         if kind(name, None) in agg:
-            lines.append(_cells(name, agg[kind(name, None)]) + " 0 |")
+            lines.append(_cells(name, agg[kind(name, None)]) + " 0 | - |")
     for name in TABLES["A"]:
         a = agg.get(kind(name, fraction))
         if a is not None:
-            lines.append(_cells(name, a) + f" {a['train_cpu_s'][0]:.0f} |")
+            lead = paired_change(list(rows), REFERENCE, fraction, reference=name) \
+                if name != REFERENCE else None
+            lines.append(_cells(name, a) + f" {a['train_cpu_s'][0]:.0f} | "
+                         f"{lead.text() if lead else '-'} |")
     return "\n".join(lines)
 
 
 def table_change(agg: dict, rows: list[dict[str, Any]], fraction: float, table: str) -> str:
-    """Table B or D: each row beside DMT, with its paired (seed by seed) change."""
+    """Table B, D or E: each row beside DMT, with its paired (seed by seed) change."""
     lines = [HEADER_CHANGE]
     for name in TABLES[table]:
         a = agg.get(kind(name, fraction))
         if a is None:
             continue
         change = paired_change(rows, name, fraction) if name != REFERENCE else None
-        if change is None:
-            lines.append(_cells(name, a) + " - |")
-        else:
-            d_med, sd, d_fix, n = change
-            lines.append(_cells(name, a) + f" {d_med:+.1f} ± {sd:.1f} / {d_fix:+.1f} "
-                         f"({n} seed{'s' if n > 1 else ''}) |")
+        lines.append(_cells(name, a) + f" {change.text() if change else '-'} |")
     return "\n".join(lines)
 
 
-def table_c(agg: dict, fractions: list[float]) -> str:
+RULES = (("median", "ciou"), ("fixed 0.5", "ciou_fixed"))
+
+
+def _difference_lines(label: str, pairs: list) -> list[str]:
+    """Two table lines (median, fixed rule) of paired differences, one cell per pair."""
+    out = []
+    for rule, attr in (("median", "median"), ("fixed 0.5", "fixed")):
+        cells = [getattr(p, attr).text() if p else "-" for p in pairs]
+        out.append(f"| {label} | {rule} | " + " | ".join(cells) + " |")
+    return out
+
+
+def table_c(agg: dict, fractions: list[float], rows: list[dict[str, Any]] = ()) -> str:
     head = "| method | rule | " + " | ".join(f"{100 * f:g}% labeled" for f in fractions) + " |"
     lines = [head, "| --- | --- |" + " --- |" * len(fractions)]
     for name in TABLES["C"]:
-        for rule, metric in (("median", "ciou"), ("fixed 0.5", "ciou_fixed")):
+        for rule, metric in RULES:
             cells = []
             for f in fractions:
                 a = agg.get(kind(name, f))
                 cells.append(f"{_cell(a[metric], a['n'])} ({a['labeled']})" if a else "-")
             lines.append(f"| {LABELS[name]} | {rule} | " + " | ".join(cells) + " |")
+    other = TABLES["C"][1]
+    lines += _difference_lines(f"DMT − {LABELS[other]}, points", [
+        paired_change(list(rows), REFERENCE, f, reference=other) for f in fractions])
     return "\n".join(lines)
 
 
-def table_pool(agg: dict, fraction: float, multiples: list[float]) -> str:
+def table_pool(agg: dict, fraction: float, multiples: list[float],
+               rows: list[dict[str, Any]] = ()) -> str:
     """Table C's second axis: the unlabeled pool at ``fraction`` labeled, as multiples of the
     labeled count; 'all' is every other pool clip, 0x the supervised row."""
     pools = [0.0, *sorted(multiples), None]
     head = ("| method | rule | " + " | ".join("all" if m is None else f"{m:g}x" for m in pools)
             + " |")
     lines = [head, "| --- | --- |" + " --- |" * len(pools)]
-    for rule, metric in (("median", "ciou"), ("fixed 0.5", "ciou_fixed")):
+    for rule, metric in RULES:
         cells = []
         for m in pools:
             name = NO_UNLABELED if m == 0.0 else REFERENCE
@@ -103,6 +120,10 @@ def table_pool(agg: dict, fraction: float, multiples: list[float]) -> str:
             cells.append(f"{_cell(a[metric], a['n'])} ({a['unlabeled_clips']})" if a else "-")
         label = f"{LABELS[REFERENCE]} ({LABELS[NO_UNLABELED]} at 0x)"
         lines.append(f"| {label} | {rule} | " + " | ".join(cells) + " |")
+    base = kind(NO_UNLABELED, fraction)
+    lines += _difference_lines(f"DMT − {LABELS[NO_UNLABELED]} at 0x, points", [
+        None if m == 0.0 else paired(list(rows), kind(REFERENCE, fraction, m or 0.0), base)
+        for m in pools])
     return "\n".join(lines)
 
 
@@ -112,15 +133,15 @@ def _intro(cfg: config_mod.Config, rows: list[dict[str, Any]], wall_s: float) ->
     s = cfg.data.synth
     return [
         f"# Quality benchmark: {cfg.name}", "",
-        f"Synthetic benchmark version {s.version}: {s.clips} clips ({n_test} test), "
-        f"{s.categories} categories; labeled fraction {100 * cfg.bench.fraction:g}% of the "
-        f"training pool for Tables A, B and D; {cfg.train.stage1_epochs} + "
+        f"Synthetic benchmark version {s.version}: {s.clips} clips, {s.categories} categories; "
+        f"labeled fraction {100 * cfg.bench.fraction:g}% of the training pool for Tables A, B, "
+        f"D and E (each seed labels its own clips); {cfg.train.stage1_epochs} + "
         f"{cfg.train.stage2_epochs} epochs of {cfg.train.steps_per_epoch} steps, batch "
         f"{cfg.optim.batch_size}; {cfg.model.image_size} px; audio backbones "
         f"{cfg.model.audio_a} / {cfg.model.audio_b}. Git commit {tracking.git_commit()}; "
         f"{versions}. Wall time so far {wall_s / 60:.1f} min. {_scored(cfg, n_test)} "
         f"CIoU = fraction of scored clips with cIoU >= 0.5; mean ± standard deviation over "
-        f"seeds.", ""]
+        f"seeds. {INTERVALS}", ""]
 
 
 def _scored(cfg: config_mod.Config, n: Any) -> str:
@@ -140,16 +161,16 @@ def write_report(out: Path, rows: list[dict[str, Any]], cfg: config_mod.Config,
     parts += ["## Calibration (methods other than DMT)", "", checks.calibration_table(agg, frac),
               ""]
     if "A" in lists.tables:
-        parts += ["## Table A: methods (the paper's Table 1)", "", table_a(agg, frac), ""]
+        parts += ["## Table A: methods (the paper's Table 1)", "", table_a(agg, frac, rows), ""]
     if "B" in lists.tables:
         parts += ["## Table B: ablations (the paper's Figure 5)", "",
                   table_change(agg, rows, frac, "B"), ""]
     if "C" in lists.tables:
         parts += ["## Table C: labeled fraction and unlabeled pool (the paper's Table 6)", "",
-                  "Cells: mean CIoU (labeled clips).", "", table_c(agg, lists.fractions), "",
+                  "Cells: mean CIoU (labeled clips).", "", table_c(agg, lists.fractions, rows), "",
                   f"At {100 * cfg.bench.pool_fraction:g}% labeled, unlabeled pool as a multiple "
                   f"of the labeled count. Cells: mean CIoU (unlabeled clips read).", "",
-                  table_pool(agg, cfg.bench.pool_fraction, lists.unlabeled), ""]
+                  table_pool(agg, cfg.bench.pool_fraction, lists.unlabeled, rows), ""]
     if "D" in lists.tables:
         parts += ["## Table D: the pairs' audio backbones (the paper's Table 4)", "",
                   f"DMT: pair A on {cfg.model.audio_a}, pair B on {cfg.model.audio_b}.", "",
