@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import ray_client
+
 REPO = Path(__file__).resolve().parents[1]
 JOBS = ("preprocess", "train", "tune", "evaluate", "demo")
 
@@ -81,3 +83,28 @@ def test_submit_unreachable_cluster_is_a_clear_error():
                          text=True, timeout=120)
     assert out.returncode == 1
     assert "cannot reach the Ray dashboard at http://127.0.0.1:9" in out.stderr
+
+
+def test_the_jobs_client_sends_the_token_from_ray_s_own_places(tmp_path, monkeypatch):
+    """`dmt submit` / `dmt jobs` send the cluster token as a header through the client's
+    public ``headers``: from --token-file, else RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH,
+    ~/.ray/auth_token, and never with RAY_AUTH_MODE=disabled (the real cluster answers in
+    tests/test_cluster.py)."""
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert ray_client.auth_headers() == ({}, None)
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("home-token\n")
+    assert ray_client.auth_headers()[0] == {"Authorization": "Bearer home-token"}
+    (tmp_path / "t").write_text("path-token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "t"))
+    assert ray_client.read_token() == ("path-token", f"RAY_AUTH_TOKEN_PATH ({tmp_path / 't'})")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "env-token")
+    assert ray_client.read_token()[0] == "env-token"
+    (tmp_path / "f").write_text(" file-token ")
+    assert ray_client.read_token(str(tmp_path / "f"))[0] == "file-token"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    assert ray_client.auth_headers() == ({}, None)
+    with pytest.raises(ray_client.SubmitError, match="--token-file .*missing: no such file"):
+        ray_client.read_token(str(tmp_path / "missing"))

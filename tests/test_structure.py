@@ -16,8 +16,7 @@ from pipeline.methods import METHODS
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "pipeline"
 # Ray internals with no public equivalent, each commented at the import (see the modules)
-RAY_INTERNALS_ALLOWED = {"pipeline/ray_client.py": "ray._raylet",
-                         "pipeline/train/loop.py": "ray.train.v2._internal.execution"}
+RAY_INTERNALS_ALLOWED = {"pipeline/train/loop.py": "ray.train.v2._internal.execution"}
 
 
 def _modules() -> list[tuple[str, ast.Module]]:

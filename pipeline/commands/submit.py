@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
                                        runtime_env=runtime_env,
                                        metadata={"dmt_job": args.job, URI_METADATA: uri})
         except AuthenticationError:
-            raise SubmitError(auth_hint(address)) from None
+            raise SubmitError(auth_hint(address, client.token_source)) from None
     except SubmitError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1

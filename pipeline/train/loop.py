@@ -73,8 +73,9 @@ def evaluate_split(state, cfg, shard, to_device, prefix: str) -> dict[str, float
 def _quiet_ray_logs() -> None:
     """Ray Train logs every report's full metrics dict (about 100 keys here) at INFO; our own
     one-line progress replaces it. Ray Data's progress bars would interleave with it too."""
-    # No public API: the per-report INFO line comes from this module's logger, which Ray names
-    # after the module's file.
+    # No public API (checked in Ray 2.60): the per-report INFO line comes from the logger of
+    # Train's private execution context, which Ray names after that module's file path, and no
+    # setting turns it off (the RAY_TRAIN_* variables cover the print patch, not this line).
     from ray.train.v2._internal.execution import context as train_context
 
     logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
