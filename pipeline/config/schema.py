@@ -183,6 +183,11 @@ class TrainConfig:
     stage2_epochs: int = _f(10, lo=0)
     steps_per_epoch: int = _f(50, lo=1)
     eval_every: int = _f(1, lo=1, help="evaluate every N epochs")
+    select_metric: str = _f("val/ciou", help="the run's model (logged, registered) is the "
+                            "checkpoint with the highest value of this metric on the validation "
+                            "split carved from the labeled ids (data.val_fraction / "
+                            "data.val_list); the test split stays for the report. Empty: the "
+                            "last epoch's")
     seed: int = _f(0, lo=0)
     max_failures: int = _f(2, lo=-1, help="worker failures Train retries (-1: forever)")
     capacity_wait_s: float = _f(600.0, lo=60.0, help="how long a run whose workers lost their "

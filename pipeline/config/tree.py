@@ -144,6 +144,14 @@ def _validate_relations(cfg: Config) -> None:
         label_selector(value, key)
     if s.frame_size % 2:
         raise ConfigError(f"data.synth.frame_size: {s.frame_size} must be even (H.264)")
+    select = cfg.train.select_metric
+    if select and not (select.startswith("val/") and len(select) > 4):
+        raise ConfigError(f"train.select_metric: {select!r} must be a validation metric "
+                          f"(val/ciou, val/ciou_both, ...) or empty (the last epoch)")
+    if select and not (cfg.data.val_list or cfg.data.val_fraction > 0):
+        raise ConfigError(f"train.select_metric={select} needs a validation split: set "
+                          f"data.val_fraction > 0 or data.val_list (or train.select_metric='' "
+                          f"for the last epoch)")
     bench_lists(cfg.bench)
 
 

@@ -71,8 +71,19 @@ def validation_ids(cfg: config_mod.Config) -> list[str]:
                                    cfg.train.seed)
 
 
-def build_datasets(cfg: config_mod.Config, eval_split: str = "test") -> dict[str, Any]:
-    """The datasets of a run: labeled, unlabeled (methods that read it), the evaluation split."""
+def eval_splits_of(cfg: config_mod.Config, eval_split: str = "test") -> list[str]:
+    """The splits a run scores every evaluation epoch: ``eval_split``, and before it the
+    validation split when a test-split run selects its model there (``train.select_metric``);
+    a sweep's trials score validation only."""
+    if eval_split == "test" and cfg.train.select_metric:
+        return ["val", "test"]
+    return [eval_split]
+
+
+def build_datasets(cfg: config_mod.Config, eval_splits: list[str] | tuple[str, ...] = ("test",)
+                   ) -> dict[str, Any]:
+    """The datasets of a run: labeled (without the validation ids when "val" is scored),
+    unlabeled (methods that read it), and each of ``eval_splits``."""
     ctx = ray.data.DataContext.get_current()
     # Progress bars of the feeding datasets would interleave with the per-epoch progress lines.
     ctx.enable_progress_bars = False
@@ -86,13 +97,14 @@ def build_datasets(cfg: config_mod.Config, eval_split: str = "test") -> dict[str
     method = method_of(cfg.dmt.method)
     if reader.split_counts(shards)["labeled"] == 0 and method.reads_boxes:
         raise ValueError(f"{shards}: no labeled clips (split 'labeled'); check data.lists")
-    for split in ("labeled", eval_split if eval_split != "val" else "labeled"):
+    eval_splits = list(eval_splits)
+    for split in ["labeled", *(s for s in eval_splits if s != "val")]:
         if bad := reader.boxless_ids(shards, split):
             raise ValueError(f"{shards}: {len(bad)} {split} rows have no box (e.g. {bad[:3]}); "
                              f"re-run `dmt preprocess`, which moves them out of the split")
-    names = ["labeled"] + (["unlabeled"] if method.reads_unlabeled else []) + [eval_split]
-    val_ids = validation_ids(cfg) if eval_split == "val" else None
-    if eval_split == "val" and not val_ids:
+    names = ["labeled"] + (["unlabeled"] if method.reads_unlabeled else []) + eval_splits
+    val_ids = validation_ids(cfg) if "val" in eval_splits else None
+    if "val" in eval_splits and not val_ids:
         raise ValueError("validation split is empty: set data.val_fraction > 0 or data.val_list")
     datasets = {name: split_dataset(shards, name, cfg.model.image_size, cfg.train.data_cpus,
                                     cfg.data.decode_batch_size, val_ids) for name in names}

@@ -29,7 +29,7 @@ from pipeline.models.pretrained import read_initial_weights
 from pipeline.prepare import require_shards
 from pipeline.ray_env import check_shared, ensure_ray
 from pipeline.train import placement, resources
-from pipeline.train.data import build_datasets
+from pipeline.train.data import build_datasets, eval_splits_of
 from pipeline.train.failures import disk_full_in_run, end_failed, print_worker_errors
 from pipeline.train.loop import train_loop_per_worker
 from pipeline.train.progress import EpochLineRelay
@@ -41,12 +41,29 @@ RUN_LOCK = ".dmt.lock"  # held there while a process trains the run
 
 @dataclass
 class TrainOutcome:
+    """Where a run went. ``checkpoint_path``/``metrics``: its last epoch (what ``--resume`` and
+    a sweep's shared warm-up continue from); ``model_*``: the checkpoint logged and registered
+    as the run's model, the best by ``train.select_metric`` (the last epoch's without one)."""
+
     run_id: str | None
     tracking_uri: str
     ray_run_path: Path
     checkpoint_path: Path | None
     metrics: dict[str, float]
     return_value: Any
+    model_checkpoint_path: Path | None = None
+    model_epoch: int | None = None
+    model_metrics: dict[str, float] | None = None
+    selected_by: str = ""
+
+
+def checkpoint_config(cfg: config_mod.Config, eval_splits: list[str]):
+    """Ray keeps the 2 best checkpoints by ``train.select_metric`` when the run scores the
+    validation split (else the 2 latest), and always the latest, which a restart resumes."""
+    select = cfg.train.select_metric if "val" in eval_splits else ""
+    return ray.train.CheckpointConfig(num_to_keep=2,
+                                      checkpoint_score_attribute=select or None,
+                                      checkpoint_score_order="max")
 
 
 def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config: dict[str, Any],
@@ -68,7 +85,7 @@ def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config:
                 # a worker group that cannot start (its node gone) times out after
                 # WORKER_GROUP_START_TIMEOUT_S and is retried; Ray's default retries forever
                 controller_failure_limit=capacity_retries(cfg)),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
+            checkpoint_config=checkpoint_config(cfg, loop_config["eval_splits"])),
         datasets=datasets,
         dataset_config=ray.train.DataConfig(execution_options=_ordered_ingest(cfg)),
     )
@@ -180,9 +197,11 @@ def fit(cfg: config_mod.Config, *, resume: str | None = None, parent_run_id: str
 
 def _log_inputs(logger, cfg: config_mod.Config, summary: dict[str, Any],
                 datasets: dict[str, Any]) -> None:
-    """The splits the run reads, as MLflow dataset inputs (``val`` counted from its ids)."""
+    """The splits the run reads, as MLflow dataset inputs (``val`` and the labeled clips left
+    for training counted, as the summary holds the labeled split whole)."""
     shards = str(config_mod.data_paths(cfg.data).shards)
-    rows = {"val": datasets["val"].count()} if "val" in datasets else None
+    rows = ({"val": datasets["val"].count(), "labeled": datasets["labeled"].count()}
+            if "val" in datasets else None)
     logger.log_shard_inputs(shards, summary, list(datasets), rows)
 
 
@@ -203,8 +222,9 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
     if not resume:
         logger.log_text(config_mod.dump_yaml(cfg), "config.yaml")
     clips = heatmap_clips(config_mod.data_paths(cfg.data).shards, cfg.tracking.heatmaps)
+    eval_splits = eval_splits_of(cfg, eval_split)
     try:
-        datasets = build_datasets(cfg, eval_split)
+        datasets = build_datasets(cfg, eval_splits)
     except Exception as exc:
         end_failed(logger, exc, run_path, cfg)
         raise
@@ -215,7 +235,7 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
     try:
         with relay as queue:
             loop_config = {"config": config_mod.to_dict(cfg), "logger": logger,
-                           "heatmap_clips": clips, "eval_split": eval_split,
+                           "heatmap_clips": clips, "eval_splits": eval_splits,
                            "init_weights": init, "epoch_lines": queue,
                            "warm_start": warm_start["checkpoint"] if warm_start else None}
             result = build_trainer(cfg, datasets, loop_config, name, storage,
@@ -227,25 +247,56 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
         print_worker_errors(exc)
         end_failed(logger, exc, run_path, cfg)
         raise
-    checkpoint_path = _checkpoint_location(result.checkpoint, run_path)
-    if checkpoint_path is not None:
-        with result.checkpoint.as_directory() as local:  # downloaded when in object storage
-            state = Path(local) / "state.pt"
-            try:
-                logger.log_artifact(state, "checkpoint")  # for --resume elsewhere
-                # the MLflow model (runs:/<id>/model): the Models tab, the registry, pyfunc
-                tracking.log_model(logger, state, cfg)
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    logger.end("FAILED")
-                if no_space(exc):
-                    root = tracking.local_artifact_root(uri)
-                    raise disk_full_in_run(run_path, exc, Path(root[len("file://"):]) if root
-                                           else None, finished=True) from None
-                raise
+    outcome = TrainOutcome(run_id, uri, run_path,
+                           _checkpoint_location(result.checkpoint, run_path),
+                           dict(result.metrics or {}), result.return_value)
+    if outcome.checkpoint_path is not None:
+        try:
+            _log_checkpoints(logger, cfg, result, eval_splits, run_path, outcome)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                logger.end("FAILED")
+            if no_space(exc):
+                root = tracking.local_artifact_root(uri)
+                raise disk_full_in_run(run_path, exc, Path(root[len("file://"):]) if root
+                                       else None, finished=True) from None
+            raise
     logger.end("FINISHED")
-    return TrainOutcome(run_id, uri, run_path, checkpoint_path, dict(result.metrics or {}),
-                        result.return_value)
+    return outcome
+
+
+def selected_checkpoint(cfg: config_mod.Config, result: Any, eval_splits: list[str]
+                        ) -> tuple[Any, dict[str, Any], str]:
+    """(checkpoint, its reported metrics, the metric that chose it) of the run's model: the
+    best kept checkpoint by ``train.select_metric`` when the run scored the validation split,
+    else the last (metric "")."""
+    select = cfg.train.select_metric if "val" in eval_splits else ""
+    scored = [(c, m) for c, m in (result.best_checkpoints or []) if select in m]
+    if not select or not scored:
+        return result.checkpoint, dict(result.metrics or {}), ""
+    # ties go to the later epoch, as Ray keeps them (its ranking is stable, so of equal scores
+    # it deletes the earlier checkpoints first): the choice is the same whichever Ray kept
+    checkpoint, metrics = max(scored, key=lambda cm: (cm[1][select], cm[1]["epoch"]))
+    return checkpoint, dict(metrics), select
+
+
+def _log_checkpoints(logger, cfg: config_mod.Config, result: Any, eval_splits: list[str],
+                     run_path: Path, outcome: TrainOutcome) -> None:
+    """The last checkpoint as the ``checkpoint`` artifact (``--resume`` elsewhere) and the
+    selected one as the run's MLflow model (runs:/<id>/model: the Models tab, the registry,
+    pyfunc), with its epoch and scores; fills ``outcome.model_*``."""
+    with result.checkpoint.as_directory() as local:  # downloaded when in object storage
+        logger.log_artifact(Path(local) / "state.pt", "checkpoint")
+    checkpoint, metrics, select = selected_checkpoint(cfg, result, eval_splits)
+    with checkpoint.as_directory() as local:
+        tracking.log_model(logger, Path(local) / "state.pt", cfg)
+    epoch = int(metrics["epoch"])
+    logger.set_tags({"model.epoch": epoch, "model.selected_by": select or "last epoch"})
+    logger.log_metrics({"model/epoch": epoch, **{
+        f"model/{k}": v for k, v in metrics.items()
+        if k.startswith(("val/", "test/")) and isinstance(v, (int, float))}}, step=epoch)
+    outcome.model_checkpoint_path = _checkpoint_location(checkpoint, run_path)
+    outcome.model_epoch, outcome.model_metrics, outcome.selected_by = epoch, metrics, select
 
 
 def _checkpoint_location(checkpoint: Any, run_path: locations.Location):

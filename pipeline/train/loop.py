@@ -103,7 +103,7 @@ def _warm_start(uri: str):
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     """Entry point of every Ray Train worker. ``loop_config``: ``config`` (the config as a dict),
-    ``logger`` (a RunLogger or None), ``heatmap_clips`` (rows), ``eval_split``,
+    ``logger`` (a RunLogger or None), ``heatmap_clips`` (rows), ``eval_splits``,
     ``init_weights`` (``models.pretrained.InitialWeights`` or None)."""
     cfg = config_mod.from_dict(loop_config["config"])
     _quiet_ray_logs()
@@ -163,7 +163,7 @@ def _loop(state, cfg, start_epoch, drawn, logger, loop_config, rank, world) -> d
                                           wait_s=wait), drawn, "unlabeled")
     total = total_epochs(cfg)
     loop_config["total_epochs"] = total
-    eval_split = loop_config.get("eval_split", "test")
+    eval_splits = loop_config.get("eval_splits") or ["test"]
     last: dict[str, float] = {}
     for epoch in range(start_epoch, total):
         t0 = time.perf_counter()
@@ -173,8 +173,9 @@ def _loop(state, cfg, start_epoch, drawn, logger, loop_config, rank, world) -> d
         if (epoch + 1) % cfg.train.eval_every and epoch + 1 != total:
             ray.train.report(metrics)
             continue
-        metrics.update(evaluate_split(state, cfg, ray.train.get_dataset_shard(eval_split),
-                                      to_device, eval_split))
+        for split in eval_splits:
+            metrics.update(evaluate_split(state, cfg, ray.train.get_dataset_shard(split),
+                                          to_device, split))
         metrics["time/epoch_s"] = time.perf_counter() - t0
         last = metrics
         _report_with_checkpoint(state, cfg, epoch, metrics, rank, logger, loop_config, drawn)
