@@ -122,3 +122,48 @@ def test_smoke_run_shows_its_data_system_metrics_and_heatmaps_in_mlflow(smoke_ba
     exp = MlflowClient(uri).get_experiment(run.info.experiment_id)
     link = tracking.run_url(uri, run_id, exp.experiment_id)
     assert link.endswith(f"/runs/{run_id}?workflowType=machine_learning")
+
+
+def test_an_evaluation_is_logged_against_the_model_and_the_dataset(smoke_base, smoke_outcome,
+                                                                     capsys):
+    """`dmt evaluate` of a registered model: an MLflow run whose metrics are linked to the
+    model and to the scored split, so the model's page lists them per dataset."""
+    import argparse
+
+    from mlflow import MlflowClient
+
+    from pipeline.commands import evaluate
+
+    uri, run_id = smoke_outcome.tracking_uri, smoke_outcome.run_id
+    shards = C.data_paths(smoke_base.data).shards
+    tracking.register_model(uri, run_id, "dmt-evaluated", "candidate")
+    parser = argparse.ArgumentParser()
+    evaluate.add_arguments(parser)
+    args = parser.parse_args(["--model", "models:/dmt-evaluated@candidate", "--data",
+                              str(shards), "--tracking-uri", uri])
+    assert evaluate.run(args) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("MLflow:")][0]
+    model_id = tracking.run_model_id(uri, run_id)
+    assert f"linked to model {model_id}" in line
+    eval_id = line.split("evaluation run ")[1].split(",")[0]
+    run = tracking.get_run(uri, eval_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["evaluate.model"] == "models:/dmt-evaluated@candidate"
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.name.endswith("/test")
+    assert [m.model_id for m in run.inputs.model_inputs] == [model_id]
+    # on the model: its scores on that dataset, the numbers of the run's chosen epoch
+    scores = {(m.key, m.dataset_name): m.value
+              for m in MlflowClient(uri).get_logged_model(model_id).metrics}
+    got = scores[("test/teacher_mean/ciou", dataset.dataset.name)]
+    assert got == pytest.approx(smoke_outcome.model_metrics["test/teacher_mean/ciou"])
+    # a checkpoint file has no model to link to: its run goes to the evaluations experiment
+    args = parser.parse_args(["--model", str(smoke_outcome.checkpoint_path), "--data",
+                              str(shards), "--tracking-uri", uri])
+    assert evaluate.run(args) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("MLflow:")][0]
+    assert "linked" not in line
+    before = len(tracking.search_runs(uri, "evaluations"))
+    args.no_log = True
+    assert evaluate.run(args) == 0
+    assert len(tracking.search_runs(uri, "evaluations")) == before

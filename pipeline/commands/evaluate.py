@@ -1,7 +1,8 @@
 """Evaluate a checkpoint on preprocessed shards: CIoU / AUC / mean cIoU / MSE under the median
 and the fixed 0.5 rule, for every model of the checkpoint and the trivial predictors. The
 checkpoint may be a registered or logged MLflow model (models:/<name>@<alias>, runs:/<id>/model),
-fetched like `dmt localize --model` does."""
+fetched like `dmt localize --model` does. The table is logged to MLflow as an evaluation run,
+linked to that model and to the scored dataset (``--no-log``: not logged)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="JSON file for the results (default: print only)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--tracking-uri", default="",
-                        help="MLflow store for runs:/ and models:/ URIs (default: "
-                             "$MLFLOW_TRACKING_URI or ./mlflow.db)")
+                        help="MLflow store for runs:/ and models:/ URIs and for the evaluation "
+                             "run (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    parser.add_argument("--no-log", action="store_true",
+                        help="do not log the evaluation to MLflow (by default a run 'evaluate "
+                             "SPLIT' holds the table, its metrics linked to the model and the "
+                             "dataset, so the model's page lists them)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +45,23 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result['method']} checkpoint at epoch {result['epoch']} (step {result['step']}); "
           f"reported model: {result['reported']}; split {args.split}")
     print(metrics_table(result["metrics"], args.split))
+    if not args.no_log:
+        _log(args, result)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
         print(f"wrote {args.out}")
     return 0
+
+
+def _log(args: argparse.Namespace, result: dict) -> None:
+    """The table as an MLflow evaluation run, linked to the model (an MLflow model URI) and to
+    the scored split of the shards as a dataset."""
+    from pipeline import tracking
+    from pipeline.data.reader import load_summary
+
+    uri = tracking.resolve_tracking_uri(args.tracking_uri)
+    run_id, model_id = tracking.log_evaluation(
+        uri, args.model, str(args.data), load_summary(args.data), args.split, result["metrics"],
+        {"evaluate.checkpoint_epoch": result["epoch"], "evaluate.method": result["method"]})
+    linked = f", its metrics linked to model {model_id}" if model_id else ""
+    print(f"MLflow: evaluation run {run_id}{linked}: {tracking.run_link(uri, run_id)}")
