@@ -98,7 +98,8 @@ def test_the_cli_takes_the_layout(pairs, synth3, tmp_path, capsys):
     out = tmp_path / "shards"
     assert main(["preprocess", "--frames", str(pairs / "frames"), "--audio",
                  str(pairs / "audio"), "--annotations", str(synth3 / "annotations.json"),
-                 "--lists", str(synth3), "--out", str(out), "--engine", "local"]) == 0
+                 "--lists", str(synth3), "--out", str(out), "--engine", "local",
+                 "--no-log"]) == 0
     err = capsys.readouterr().err
     assert "annotations" in err and "(given)" in err
     assert load_summary(out)["rows"] == 10
@@ -140,7 +141,7 @@ def test_another_datasets_boxes_are_never_attached(tmp_path, monkeypatch, capsys
     generate(SynthConfig(clips=6, labeled=2, test=2, seed=99, workers=1, duration=1.0), other,
              progress=False)
     assert main(["preprocess", "--videos", "other/videos", "--out", "o1",
-                 "--engine", "local"]) == 0
+                 "--engine", "local", "--no-log"]) == 0
     assert "the input's own dmt synth folder" in capsys.readouterr().err
     own = {a["file"]: a["bbox"] for a in json.loads((other / "annotations.json").read_text())}
     demo_boxes = {a["file"]: a["bbox"]
@@ -150,6 +151,7 @@ def test_another_datasets_boxes_are_never_attached(tmp_path, monkeypatch, capsys
     assert load_summary(tmp_path / "o1")["annotations"]["source"] == str(
         (other / "annotations.json").resolve())
     shutil.copytree(other / "videos", tmp_path / "plain")  # videos alone: no annotations
-    assert main(["preprocess", "--videos", "plain", "--out", "o2", "--engine", "local"]) == 0
+    assert main(["preprocess", "--videos", "plain", "--out", "o2", "--engine", "local",
+                 "--no-log"]) == 0
     assert "annotations - (none given)" in capsys.readouterr().err
     assert all(not r["boxes"] and r["split"] == "" for r in _rows(tmp_path / "o2").values())

@@ -52,7 +52,7 @@ def test_two_preprocess_runs_into_one_folder(synth_small, tmp_path, capsys):
     out = tmp_path / "shards"
     args = ["preprocess", "--videos", str(synth_small / "videos"), "--out", str(out),
             "--annotations", str(synth_small / "annotations.json"), "--format", "synth",
-            "--lists", str(synth_small), "--engine", "local"]
+            "--lists", str(synth_small), "--engine", "local", "--no-log"]
     first = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = out.with_name(f".{out.name}.partial")

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline import tracking
 from pipeline.config import DataConfig
 from pipeline.data import (
     SCHEMA_VERSION,
@@ -160,12 +161,18 @@ def test_cli_flags_override_the_config(clips, tmp_path, capsys):
     from pipeline.cli import main
 
     out = tmp_path / "cli_shards"
-    rc = main(["preprocess", "--videos", str(clips / "videos"), "--out", str(out),
-               "--annotations", str(clips / "annotations.json"), "--lists",
-               str(clips / "lists"), "--format", "vggss", "--engine", "local",
-               "--set", "data.rows_per_file=50", "--set", "data.frame_short_side=112", "--json"])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["preprocess", "--videos", str(clips / "videos"), "--out", str(out),
+            "--annotations", str(clips / "annotations.json"), "--lists",
+            str(clips / "lists"), "--format", "vggss", "--engine", "local",
+            "--set", "data.rows_per_file=50", "--set", "data.frame_short_side=112",
+            "--tracking-uri", uri]
+    rc = main([*args, "--json"])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
+    _check_preprocessing_run(uri, out, clips)
+    assert main(args) == 0  # a rerun finds the shards up to date, and their run
+    assert len(tracking.search_runs(uri, "preprocess")) == 1
     assert summary["rows"] == sum(1 for v in EXPECTED.values() if v is None)
     assert summary["config"]["data"]["format"] == "vggss"
     assert summary["config"]["data"]["shards"] == str(out)
@@ -174,6 +181,31 @@ def test_cli_flags_override_the_config(clips, tmp_path, capsys):
                  "--annotations", str(tmp_path / "nope.json"), "--engine", "local"]) == 2
     assert main(["preprocess", "--videos", str(clips / "videos"), "--out", str(out),
                  "--set", "data.rows_per_file=0"]) == 2
+
+
+def _check_preprocessing_run(uri: str, out, clips) -> None:
+    """The preprocessing as an MLflow run: decode options and inputs as params, counts as
+    metrics, the raw inputs as a dataset, summary.json and quarantine.jsonl as artifacts."""
+    (run,) = tracking.search_runs(uri, "preprocess")
+    summary = load_summary(out)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["dmt.preprocess_logged_by"] == "dmt preprocess"
+    assert run.data.params["decode.frame_short_side"] == "112"
+    assert run.data.params["input.source"] == summary["inputs_source"]
+    assert run.data.params["input.annotations"] == summary["annotations"]["source"]
+    assert summary["annotations"]["source"].endswith("annotations.json")
+    assert run.data.metrics["rows"] == summary["rows"]
+    assert run.data.metrics["quarantined"] == summary["quarantined"] > 0
+    reasons = {k.split("/", 1)[1]: v for k, v in run.data.metrics.items()
+               if k.startswith("quarantine/")}
+    assert reasons == summary["quarantine_reasons"] and sum(reasons.values()) == \
+        summary["quarantined"]
+    (raw,) = run.inputs.dataset_inputs
+    assert json.loads(raw.dataset.source)["uri"] == summary["inputs_source"]
+    files = tracking.download_artifacts(uri, f"runs:/{run.info.run_id}/preprocess")
+    assert json.loads(Path(files, "summary.json").read_text()) == summary
+    lines = Path(files, "quarantine.jsonl").read_text().splitlines()
+    assert len(lines) == summary["quarantined"]
 
 
 # ---------------------------------------------------------------- the synthetic benchmark

@@ -40,7 +40,7 @@ def _many_clips(root: Path, n: int) -> Path:
 def test_interrupted_run_resumes_to_the_same_shards(ray_session, tmp_path):
     manifest = _many_clips(tmp_path / "media", 60)
     args = ["--videos", str(manifest), "--set", "data.rows_per_file=3",
-            "--set", "data.decode_batch_size=1"]
+            "--set", "data.decode_batch_size=1", "--no-log"]
     clean = tmp_path / "clean"
     assert run_preprocess(manifest, clean, data=DataConfig(rows_per_file=3, decode_batch_size=1),
                           engine="local")["rows"] == 60

@@ -137,6 +137,19 @@ def test_an_evaluation_is_logged_against_the_model_and_the_dataset(smoke_base, s
     uri, run_id = smoke_outcome.tracking_uri, smoke_outcome.run_id
     shards = C.data_paths(smoke_base.data).shards
     tracking.register_model(uri, run_id, "dmt-evaluated", "candidate")
+    # lineage, from the registered version: its training run, the shards it read, the run that
+    # preprocessed them (made from their summary.json: the smoke data was prepared without
+    # one) and the raw clips
+    version = MlflowClient(uri).get_model_version_by_alias("dmt-evaluated", "candidate")
+    trained = tracking.get_run(uri, version.run_id)
+    prep = tracking.get_run(uri, trained.data.tags[tracking.PREPROCESS_RUN_TAG])
+    digests = {json.loads(d.dataset.profile)["summary_digest"]
+               for d in trained.inputs.dataset_inputs}
+    assert digests == {prep.data.tags["dmt.shards_digest"]}
+    assert prep.data.tags["dmt.preprocess_logged_by"] == "train"
+    (raw,) = prep.inputs.dataset_inputs
+    assert json.loads(raw.dataset.source)["uri"] == str(C.data_paths(smoke_base.data).videos)
+    assert prep.data.metrics["rows"] == smoke_base.data.synth.clips
     parser = argparse.ArgumentParser()
     evaluate.add_arguments(parser)
     args = parser.parse_args(["--model", "models:/dmt-evaluated@candidate", "--data",

@@ -70,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start a new local Ray instance with its dashboard (off: "
                              "preprocessing needs none, and starts faster without)")
     parser.add_argument("--json", action="store_true", help="print the whole summary as JSON")
+    parser.add_argument("--tracking-uri", default="",
+                        help="MLflow store of the preprocessing run (default: the config's "
+                             "tracking.uri, $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    parser.add_argument("--no-log", action="store_true",
+                        help="do not log the preprocessing as an MLflow run (a training run on "
+                             "these shards then logs one from their summary.json)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,11 +110,26 @@ def run(args: argparse.Namespace) -> int:
     except (InputError, AnnotationError, PreprocessError, DiskFullError, ValueError) as exc:
         print(f"dmt preprocess: {exc}", file=sys.stderr)
         return 1
+    run_id = None if args.no_log else _log_run(args.tracking_uri or cfg.tracking.uri, shards)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
     print_summary(summary, shards)
+    if run_id:
+        print(f"MLflow: preprocessing run {run_id}")
     return 0
+
+
+def _log_run(tracking_uri: str, shards: Path) -> str:
+    """The preprocessing run of these shards (an existing one for the same summary, after a
+    rerun that found them up to date): params, counts, the raw inputs, summary and quarantine."""
+    from pipeline import tracking  # heavy (MLflow): see pipeline/commands/__init__
+    from pipeline.data.reader import load_quarantine, load_summary
+
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    summary = load_summary(shards)  # as written: its digest is what training runs record
+    return tracking.preprocess_run_of(uri, summary) or tracking.log_preprocess(
+        uri, str(shards), summary, load_quarantine(shards))
 
 
 def print_summary(summary: dict, shards: Path) -> None:

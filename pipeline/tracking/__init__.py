@@ -9,6 +9,12 @@ The final model is logged as an MLflow pyfunc model and can be registered (``mod
 """
 
 from pipeline.tracking.evaluations import log_evaluation, model_id_of
+from pipeline.tracking.lineage import (
+    PREPROCESS_RUN_TAG,
+    link_preprocess_run,
+    log_preprocess,
+    preprocess_run_of,
+)
 from pipeline.tracking.model import (
     MODEL_NAME,
     check_alias,
@@ -48,11 +54,13 @@ from pipeline.tracking.store import (
 )
 
 __all__ = [
-    "MAX_PARAM_LEN", "MODEL_NAME", "NOTE_TAG", "PACKAGES", "PARENT_TAG", "SUBMISSION_TAG",
+    "MAX_PARAM_LEN", "MODEL_NAME", "NOTE_TAG", "PACKAGES", "PARENT_TAG", "PREPROCESS_RUN_TAG",
+    "SUBMISSION_TAG",
     "LocalServer", "RunLogger", "check_alias", "command_line", "download_artifacts",
     "get_or_create_experiment", "get_run", "git_commit", "job_submission_id", "list_artifacts",
-    "local_artifact_root", "log_evaluation", "log_model", "metric_history", "model_id_of",
-    "package_versions", "register_model",
+    "link_preprocess_run", "local_artifact_root", "log_evaluation", "log_model",
+    "log_preprocess", "metric_history", "model_id_of",
+    "package_versions", "preprocess_run_of", "register_model",
     "reproducibility_tags", "resolve_tracking_uri", "run_description", "run_link", "run_model_id",
     "run_url", "runs_of_submission",
     "search_runs", "start_run", "ui_command",

@@ -22,6 +22,7 @@ from ray.train.torch import TorchTrainer
 
 from pipeline import config as config_mod
 from pipeline import locations, tracking
+from pipeline.data.reader import load_quarantine
 from pipeline.engine.heatmaps import heatmap_clips
 from pipeline.errors import no_space
 from pipeline.locks import FolderLock
@@ -203,6 +204,12 @@ def _log_inputs(logger, cfg: config_mod.Config, summary: dict[str, Any],
     rows = ({"val": datasets["val"].count(), "labeled": datasets["labeled"].count()}
             if "val" in datasets else None)
     logger.log_shard_inputs(shards, summary, list(datasets), rows)
+    try:  # lineage: the run that wrote these shards, found by their summary's digest
+        tracking.link_preprocess_run(logger.uri, logger.run_id, shards, summary,
+                                     load_quarantine(shards))
+    except Exception as exc:  # noqa: BLE001 - a missing link must not stop a training run
+        log.warning("could not link the preprocessing run of %s: %s: %s", shards,
+                    type(exc).__name__, exc)
 
 
 def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: str,
