@@ -25,13 +25,19 @@ def test_plan_shares_rows_between_tables_and_orders_compute_matched_rows_last():
     assert len(keys) == len(set(keys))
     by_key = {r.key: r for r in rows}
     assert by_key["dmt@0.03#seed0"].tables == ("A", "B", "C", "D")  # one run, four tables
-    assert by_key["dmt@0.03#seed2"].tables == ("A", "B", "C", "D")  # 3 seeds everywhere
-    assert "supervised_all@1#seed2" in by_key and "dmt@0.005#seed2" in by_key
+    assert by_key["dmt@0.03#seed2"].tables == ("A", "B", "C", "D")  # 3 seeds for B-D
+    assert by_key["dmt@0.03#seed5"].tables == ("A",)  # Table A: 6 seeds
+    assert "supervised_all@1#seed5" in by_key and "ezvsl@0.03#seed5" in by_key
+    assert "dmt@0.1#seed2" in by_key and "dmt@0.1#seed3" not in by_key
     assert "dmt_same_audio@0.03#seed2" in by_key and "dmt_no_ipl@0.03#seed2" in by_key
-    # Table C's second axis: DMT at 1% labeled with 2.5x, 10x, 40x unlabeled pools
-    pool = {r.unlabeled for r in rows if r.method == "dmt" and r.fraction == 0.01}
+    assert "dmt_frozen_teachers@0.03#seed2" in by_key and "dmt_ema0@0.03#seed2" in by_key
+    # Table C's second axis, off in bench.yaml: DMT at 1% labeled with 2.5x, 10x, 40x pools
+    assert not any(r.unlabeled for r in rows)
+    C.set_key(cfg, "bench.unlabeled", "2.5,10,40")
+    with_pools = {r.key: r for r in plan.build_plan(cfg)}
+    pool = {r.unlabeled for r in with_pools.values() if r.method == "dmt" and r.fraction == 0.01}
     assert pool == {0.0, 2.5, 10.0, 40.0}
-    assert by_key["dmt@0.01+u40x#seed1"].tables == ("C",)
+    assert with_pools["dmt@0.01+u40x#seed1"].tables == ("C",)
     assert not any(r.unlabeled for r in rows if r.method != "dmt")  # supervised reads none
     assert by_key["supervised_matched@0.03#seed1"].budget_of == "dmt@0.03#seed1"
     assert keys.index("supervised_matched@0.03#seed1") > keys.index("dmt@0.03#seed1")
