@@ -70,12 +70,14 @@ def test_counted_skips_the_batches_drawn_before_and_counts_on():
 
 
 VARYING = ("train/data_wait_frac", "train/samples_per_s", "time/")  # wall-clock figures
+# the run's chosen model, logged once at its end: the warm-up and the trial each choose their own
+SUMMARY = ("model/",)
 
 
 def _history(uri: str, run_id: str) -> dict[tuple[str, int], float]:
     run = tracking.get_run(uri, run_id)
     return {(key, step): value if value == value else "nan"  # NaN == NaN here
-            for key in run.data.metrics if not key.startswith(VARYING)
+            for key in run.data.metrics if not key.startswith(VARYING + SUMMARY)
             for step, value in tracking.metric_history(uri, run_id, key)}
 
 

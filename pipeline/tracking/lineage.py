@@ -23,10 +23,9 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
 
 from pipeline.tracking.datasets import CONTEXT_TAG, summary_digest
 from pipeline.tracking.runs import reproducibility_tags, start_run
-from pipeline.tracking.store import search_runs
+from pipeline.tracking.store import SHARDS_DIGEST_TAG, search_runs
 
 PREPROCESS_EXPERIMENT = "preprocess"
-SHARDS_DIGEST_TAG = "dmt.shards_digest"  # the summary digest of the shards a run wrote
 PREPROCESS_RUN_TAG = "dmt.preprocess_run_id"  # on a training run: the run that wrote its shards
 LOGGED_BY_TAG = "dmt.preprocess_logged_by"  # "dmt preprocess", or "train" (from summary.json)
 

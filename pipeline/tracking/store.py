@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 PARENT_TAG = "mlflow.parentRunId"
 SUBMISSION_TAG = "ray.submission_id"
+SHARDS_DIGEST_TAG = "dmt.shards_digest"  # a preprocessing run: the summary digest it wrote
 
 
 def resolve_tracking_uri(configured: str = "", cwd: str | os.PathLike | None = None) -> str:
@@ -75,7 +76,9 @@ def runs_of_submission(uri: str, submission_id: str) -> list:
         return []
     runs = client.search_runs(ids, f"tags.`{SUBMISSION_TAG}` = '{submission_id}'",
                               max_results=200, order_by=["attributes.start_time DESC"])
-    return sorted(runs, key=lambda r: PARENT_TAG in r.data.tags)
+    # the job's own runs first; a preprocessing run it logged for its shards (lineage) last
+    return sorted(runs, key=lambda r: (SHARDS_DIGEST_TAG in r.data.tags,
+                                       PARENT_TAG in r.data.tags))
 
 
 @contextmanager

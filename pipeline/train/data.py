@@ -80,8 +80,8 @@ def eval_splits_of(cfg: config_mod.Config, eval_split: str = "test") -> list[str
     return [eval_split]
 
 
-def build_datasets(cfg: config_mod.Config, eval_splits: list[str] | tuple[str, ...] = ("test",)
-                   ) -> dict[str, Any]:
+def build_datasets(cfg: config_mod.Config,
+                   eval_splits: str | list[str] | tuple[str, ...] = ("test",)) -> dict[str, Any]:
     """The datasets of a run: labeled (without the validation ids when "val" is scored),
     unlabeled (methods that read it), and each of ``eval_splits``."""
     ctx = ray.data.DataContext.get_current()
@@ -97,7 +97,7 @@ def build_datasets(cfg: config_mod.Config, eval_splits: list[str] | tuple[str, .
     method = method_of(cfg.dmt.method)
     if reader.split_counts(shards)["labeled"] == 0 and method.reads_boxes:
         raise ValueError(f"{shards}: no labeled clips (split 'labeled'); check data.lists")
-    eval_splits = list(eval_splits)
+    eval_splits = [eval_splits] if isinstance(eval_splits, str) else list(eval_splits)
     for split in ["labeled", *(s for s in eval_splits if s != "val")]:
         if bad := reader.boxless_ids(shards, split):
             raise ValueError(f"{shards}: {len(bad)} {split} rows have no box (e.g. {bad[:3]}); "

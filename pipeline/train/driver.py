@@ -86,7 +86,7 @@ def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config:
                 # a worker group that cannot start (its node gone) times out after
                 # WORKER_GROUP_START_TIMEOUT_S and is retried; Ray's default retries forever
                 controller_failure_limit=capacity_retries(cfg)),
-            checkpoint_config=checkpoint_config(cfg, loop_config["eval_splits"])),
+            checkpoint_config=checkpoint_config(cfg, loop_config.get("eval_splits", ["test"]))),
         datasets=datasets,
         dataset_config=ray.train.DataConfig(execution_options=_ordered_ingest(cfg)),
     )
