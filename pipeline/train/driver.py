@@ -33,6 +33,7 @@ from pipeline.train import placement, resources
 from pipeline.train.data import build_datasets, eval_splits_of
 from pipeline.train.failures import disk_full_in_run, end_failed, print_worker_errors
 from pipeline.train.loop import train_loop_per_worker
+from pipeline.train.model_choice import checkpoint_config, checkpoint_location, log_checkpoints
 from pipeline.train.progress import EpochLineRelay
 
 log = logging.getLogger("dmt.train")
@@ -56,15 +57,6 @@ class TrainOutcome:
     model_epoch: int | None = None
     model_metrics: dict[str, float] | None = None
     selected_by: str = ""
-
-
-def checkpoint_config(cfg: config_mod.Config, eval_splits: list[str]):
-    """Ray keeps the 2 best checkpoints by ``train.select_metric`` when the run scores the
-    validation split (else the 2 latest), and always the latest, which a restart resumes."""
-    select = cfg.train.select_metric if "val" in eval_splits else ""
-    return ray.train.CheckpointConfig(num_to_keep=2,
-                                      checkpoint_score_attribute=select or None,
-                                      checkpoint_score_order="max")
 
 
 def build_trainer(cfg: config_mod.Config, datasets: dict[str, Any], loop_config: dict[str, Any],
@@ -255,11 +247,12 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
         end_failed(logger, exc, run_path, cfg)
         raise
     outcome = TrainOutcome(run_id, uri, run_path,
-                           _checkpoint_location(result.checkpoint, run_path),
+                           checkpoint_location(result.checkpoint, run_path),
                            dict(result.metrics or {}), result.return_value)
     if outcome.checkpoint_path is not None:
         try:
-            _log_checkpoints(logger, cfg, result, eval_splits, run_path, outcome)
+            (outcome.model_checkpoint_path, outcome.model_epoch, outcome.model_metrics,
+             outcome.selected_by) = log_checkpoints(logger, cfg, result, eval_splits, run_path)
         except Exception as exc:
             with contextlib.suppress(Exception):
                 logger.end("FAILED")
@@ -270,47 +263,3 @@ def _fit_locked(cfg: config_mod.Config, resume: str | None, run_id: str, name: s
             raise
     logger.end("FINISHED")
     return outcome
-
-
-def selected_checkpoint(cfg: config_mod.Config, result: Any, eval_splits: list[str]
-                        ) -> tuple[Any, dict[str, Any], str]:
-    """(checkpoint, its reported metrics, the metric that chose it) of the run's model: the
-    best kept checkpoint by ``train.select_metric`` when the run scored the validation split,
-    else the last (metric "")."""
-    select = cfg.train.select_metric if "val" in eval_splits else ""
-    scored = [(c, m) for c, m in (result.best_checkpoints or []) if select in m]
-    if not select or not scored:
-        return result.checkpoint, dict(result.metrics or {}), ""
-    # ties go to the later epoch, as Ray keeps them (its ranking is stable, so of equal scores
-    # it deletes the earlier checkpoints first): the choice is the same whichever Ray kept
-    checkpoint, metrics = max(scored, key=lambda cm: (cm[1][select], cm[1]["epoch"]))
-    return checkpoint, dict(metrics), select
-
-
-def _log_checkpoints(logger, cfg: config_mod.Config, result: Any, eval_splits: list[str],
-                     run_path: Path, outcome: TrainOutcome) -> None:
-    """The last checkpoint as the ``checkpoint`` artifact (``--resume`` elsewhere) and the
-    selected one as the run's MLflow model (runs:/<id>/model: the Models tab, the registry,
-    pyfunc), with its epoch and scores; fills ``outcome.model_*``."""
-    with result.checkpoint.as_directory() as local:  # downloaded when in object storage
-        logger.log_artifact(Path(local) / "state.pt", "checkpoint")
-    checkpoint, metrics, select = selected_checkpoint(cfg, result, eval_splits)
-    with checkpoint.as_directory() as local:
-        tracking.log_model(logger, Path(local) / "state.pt", cfg)
-    epoch = int(metrics["epoch"])
-    logger.set_tags({"model.epoch": epoch, "model.selected_by": select or "last epoch"})
-    logger.log_metrics({"model/epoch": epoch, **{
-        f"model/{k}": v for k, v in metrics.items()
-        if k.startswith(("val/", "test/")) and isinstance(v, (int, float))}}, step=epoch)
-    outcome.model_checkpoint_path = _checkpoint_location(checkpoint, run_path)
-    outcome.model_epoch, outcome.model_metrics, outcome.selected_by = epoch, metrics, select
-
-
-def _checkpoint_location(checkpoint: Any, run_path: locations.Location):
-    """Where Ray Train left the run's checkpoint: its local folder, or in object storage the
-    checkpoint's folder under the run folder (whose URI keeps the endpoint options)."""
-    if checkpoint is None:
-        return None
-    if locations.is_remote(run_path):
-        return run_path / checkpoint.path.rstrip("/").rsplit("/", 1)[-1]
-    return Path(checkpoint.path)
